@@ -1,0 +1,149 @@
+//! Starting the command and addressing it afterwards. `spawn` turns argv into a running child in
+//! its own process group (the unsafe fork/exec is in `sys.rs`) and maps exec failures to the
+//! contract's 126/127. `Child::send` forwards a signal to the group, or to the child alone with
+//! `-c`, and refuses once the child is reaped: pids are reused, so a reaped pid is never
+//! signalled again.
+
+use std::ffi::{CString, OsString};
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
+
+use crate::error::Fatal;
+use crate::parse::Sig;
+use crate::sys::{self, Pid};
+
+/// The direct child, as long as it has not been reaped.
+#[derive(Debug)]
+pub struct Child {
+    pub pid: Pid,
+    single: bool,
+    reaped: bool,
+}
+
+impl Child {
+    /// Send `sig` to the child's process group (or the child alone with `-c`). A no-op once the
+    /// child is reaped. `ESRCH` (the group is gone) is not an error worth more than debug.
+    pub fn send(&self, sig: Sig) -> Result<(), Errno> {
+        if self.reaped {
+            return Ok(());
+        }
+        let target = if self.single { self.pid } else { -self.pid };
+        sys::kill(target, sig.0)
+    }
+
+    /// SIGKILL the child's process group, also with `-c` (contract, point 3).
+    pub fn kill_group(&self) -> Result<(), Errno> {
+        if self.reaped {
+            return Ok(());
+        }
+        sys::kill(-self.pid, libc::SIGKILL)
+    }
+
+    pub fn mark_reaped(&mut self) {
+        self.reaped = true;
+    }
+
+    pub fn is_reaped(&self) -> bool {
+        self.reaped
+    }
+}
+
+/// Start `command` with all signals blocked around the fork, so nothing delivered meanwhile is
+/// lost (it waits in drainit's self-pipe) and the child starts with a clean state.
+pub fn spawn(command: &[OsString], single: bool) -> Result<Child, Fatal> {
+    let name = command
+        .first()
+        .map(|c| c.to_string_lossy().into_owned())
+        .ok_or_else(|| Fatal::new(Fatal::USAGE, "no command given"))?;
+    let argv = command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| {
+            Fatal::new(
+                Fatal::USAGE,
+                format!("'{name}': argument contains a NUL byte"),
+            )
+        })?;
+    let (mut err_read, err_write) =
+        std::io::pipe().map_err(|e| Fatal::other(format!("cannot create a pipe: {e}")))?;
+
+    let mut old = SigSet::empty();
+    pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )
+    .map_err(|e| Fatal::other(format!("cannot block signals: {e}")))?;
+    let forked = sys::fork_exec(&argv, &err_write.into());
+    if let Ok(pid) = forked {
+        // Also from the parent, so the group exists before we first signal it (the race every
+        // shell closes this way). EACCES after the child's exec is harmless.
+        let _ = nix::unistd::setpgid(
+            nix::unistd::Pid::from_raw(pid),
+            nix::unistd::Pid::from_raw(pid),
+        );
+    }
+    // Signals that arrived meanwhile are delivered to our handlers now.
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    let pid = forked.map_err(|e| Fatal::other(format!("cannot fork: {e}")))?;
+
+    // The write end was moved into fork_exec's argument and dropped; EOF means exec succeeded.
+    let mut buf = [0u8; 4];
+    let n = read_full(&mut err_read, &mut buf);
+    if n < buf.len() {
+        return Ok(Child {
+            pid,
+            single,
+            reaped: false,
+        });
+    }
+    let errno = Errno::from_raw(i32::from_ne_bytes(buf));
+    // The child has exited (127); reap it now so no zombie stays behind.
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    Err(exec_failure(&name, errno))
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(buf.get_mut(n..).unwrap_or_default()) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    n
+}
+
+/// execvp(3)'s errno → drainit's exit code and one line naming the cause (like a shell).
+fn exec_failure(name: &str, errno: Errno) -> Fatal {
+    match errno {
+        Errno::ENOENT | Errno::ENOTDIR => {
+            Fatal::new(Fatal::NOT_FOUND, format!("'{name}': command not found"))
+        }
+        Errno::EACCES | Errno::EPERM | Errno::ENOEXEC | Errno::EISDIR => Fatal::new(
+            Fatal::NOT_EXECUTABLE,
+            format!("'{name}': cannot execute: {}", errno.desc()),
+        ),
+        _ => Fatal::other(format!("'{name}': cannot execute: {}", errno.desc())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_errors_map_to_the_shell_codes() {
+        assert_eq!(exec_failure("x", Errno::ENOENT).code, 127);
+        assert_eq!(exec_failure("x", Errno::EACCES).code, 126);
+        assert_eq!(exec_failure("x", Errno::ENOEXEC).code, 126);
+        assert_eq!(exec_failure("x", Errno::E2BIG).code, 1);
+        assert!(exec_failure("foo", Errno::ENOENT).message.contains("'foo'"));
+    }
+}

@@ -1,0 +1,258 @@
+//! The command line and the `DRAINIT_*` env vars, with clap: the doc comments below are the
+//! `--help`. This is the only clap user; it turns raw arguments into a validated `Config`.
+//! Options stop at the first non-option word (`drainit node -v` runs `node -v`), an option on
+//! the command line overrides its env var, and for a repeatable option the command-line list
+//! replaces the env list. A bad value exits 2 with the option and the value on the first line.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
+
+use crate::config::Config;
+use crate::logging;
+use crate::parse::{self, CheckTarget, Rewrite, Sig};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "drainit",
+    version,
+    about = "A tiny init for containers that drains before it stops.",
+    long_about = "A tiny init for containers that drains before it stops.\n\n\
+        drainit runs COMMAND as PID 1's child, reaps every zombie and forwards signals to \
+        COMMAND's process group. On the first stop signal it fails /readyz at once, holds the \
+        signal for --drain-delay so the load balancer stops sending traffic, then forwards it.",
+    after_help = "DUR: 4s, 500ms, 1m, 1.5s, 2m30s; a bare number is seconds.\n\
+        SIG: TERM, SIGTERM, term, 15, RTMIN+3.\n\
+        Exit status: the command's, or 128+N if signal N killed it; drainit's own failures: \
+        127 not found, 126 not executable, 2 usage, 1 other.",
+    trailing_var_arg = true,
+    dont_delimit_trailing_values = true
+)]
+struct Args {
+    /// Time between the first stop signal and forwarding it; /readyz is 503 meanwhile
+    #[arg(short = 'd', long, env = "DRAINIT_DRAIN_DELAY", value_name = "DUR",
+          default_value = "0s", value_parser = parse::duration)]
+    drain_delay: Duration,
+
+    /// After forwarding the stop signal, SIGKILL the child's process group when this runs out
+    /// [default: never; the orchestrator's timeout applies]
+    #[arg(short = 'g', long, env = "DRAINIT_GRACE_PERIOD", value_name = "DUR",
+          value_parser = parse::duration)]
+    grace_period: Option<Duration>,
+
+    /// Serve /readyz and /livez on HOST:PORT, :PORT (all IPv4 interfaces) or [::]:PORT
+    #[arg(long, env = "DRAINIT_READY_ADDR", value_name = "ADDR", value_parser = parse::ready_addr)]
+    ready_addr: Option<SocketAddr>,
+
+    /// /readyz is 200 only while TARGET answers: tcp://HOST:PORT or http://HOST:PORT/PATH (2xx)
+    #[arg(long, env = "DRAINIT_READY_CHECK", value_name = "TARGET",
+          value_parser = parse::check_target)]
+    ready_check: Option<CheckTarget>,
+
+    /// A signal that starts draining; repeatable [default: TERM]
+    #[arg(long = "stop-signal", env = "DRAINIT_STOP_SIGNALS", value_name = "SIG",
+          action = ArgAction::Append, value_delimiter = ',', value_parser = parse::catchable_signal)]
+    stop_signals: Vec<Sig>,
+
+    /// Forward TO instead of FROM; TO may be 0 or NONE to drop FROM; repeatable
+    #[arg(short = 'r', long = "rewrite", env = "DRAINIT_REWRITE", value_name = "FROM:TO",
+          action = ArgAction::Append, value_delimiter = ',', value_parser = parse::rewrite)]
+    rewrites: Vec<Rewrite>,
+
+    /// Forward signals to the child only, not to its process group
+    #[arg(short = 'c', long, env = "DRAINIT_SINGLE_CHILD", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
+    single_child: bool,
+
+    /// Map the final exit status FROM (0-255, after 128+N folding) to TO; repeatable
+    #[arg(long = "remap-exit", env = "DRAINIT_REMAP_EXIT", value_name = "FROM:TO",
+          action = ArgAction::Append, value_delimiter = ',', value_parser = parse::remap)]
+    remap_exit: Vec<(u8, u8)>,
+
+    /// More log lines (-v debug, -vv trace); overrides DRAINIT_LOG
+    #[arg(short = 'v', long, action = ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+
+    /// Warnings and errors only; overrides DRAINIT_LOG
+    #[arg(short = 'q', long)]
+    quiet: bool,
+
+    /// The command to run, and its arguments
+    #[arg(value_name = "COMMAND", required = true, num_args = 1.., allow_hyphen_values = true)]
+    command: Vec<OsString>,
+}
+
+/// The env var that holds an env_logger filter when neither -v nor -q is given.
+pub const LOG_ENV: &str = "DRAINIT_LOG";
+
+/// Parse argv and the environment. `Err` carries clap's error, which prints itself and exits
+/// with 0 (help, version) or 2 (usage).
+pub fn parse() -> Result<Config, clap::Error> {
+    parse_from(std::env::args_os(), std::env::var(LOG_ENV).ok())
+}
+
+fn parse_from(
+    argv: impl IntoIterator<Item = OsString>,
+    log_env: Option<String>,
+) -> Result<Config, clap::Error> {
+    let mut cmd = Args::command();
+    let matches = cmd.try_get_matches_from_mut(argv)?;
+    let args = Args::from_arg_matches(&matches)?;
+    let log_filter = match (args.verbose, args.quiet, log_env) {
+        (0, true, _) => "warn".to_string(),
+        (1, _, _) => "debug".to_string(),
+        (v, _, _) if v >= 2 => "trace".to_string(),
+        (_, _, Some(env)) if !env.trim().is_empty() => {
+            if !logging::valid_filter(&env) {
+                return Err(cmd.error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!(
+                        "invalid value '{env}' for '{LOG_ENV}': expected an env_logger filter \
+                         such as info, debug or drainit=trace"
+                    ),
+                ));
+            }
+            env
+        }
+        _ => "info".to_string(),
+    };
+    Ok(Config {
+        command: args.command,
+        drain_delay: args.drain_delay,
+        grace_period: args.grace_period,
+        ready_addr: args.ready_addr,
+        ready_check: args.ready_check,
+        stop_signals: if args.stop_signals.is_empty() {
+            vec![Sig::TERM]
+        } else {
+            args.stop_signals
+        },
+        rewrites: args.rewrites,
+        single_child: args.single_child,
+        remap_exit: args.remap_exit,
+        log_filter,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        let argv = std::iter::once("drainit")
+            .chain(args.iter().copied())
+            .map(OsString::from);
+        parse_from(argv, None)
+    }
+
+    #[test]
+    fn the_clap_definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn options_stop_at_the_first_non_option_word() {
+        let c = parse(&["-d", "4s", "node", "-v", "--drain-delay", "9s"]).unwrap();
+        assert_eq!(c.command, ["node", "-v", "--drain-delay", "9s"]);
+        assert_eq!(c.drain_delay, Duration::from_secs(4));
+        assert_eq!(c.log_filter, "info");
+        let c = parse(&["--", "-weird-name", "x"]).unwrap();
+        assert_eq!(c.command, ["-weird-name", "x"]);
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = parse(&["true"]).unwrap();
+        assert_eq!(c.drain_delay, Duration::ZERO);
+        assert_eq!(c.grace_period, None);
+        assert_eq!(c.ready_addr, None);
+        assert_eq!(c.stop_signals, [Sig::TERM]);
+        assert!(!c.single_child);
+    }
+
+    #[test]
+    fn repeatable_options_collect_and_accept_comma_lists() {
+        let c = parse(&[
+            "--stop-signal",
+            "TERM",
+            "--stop-signal",
+            "INT,QUIT",
+            "-r",
+            "TERM:QUIT",
+            "-r",
+            "WINCH:NONE",
+            "--remap-exit",
+            "143:0",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(c.stop_signals, [Sig::TERM, Sig::INT, Sig(3)]);
+        assert_eq!(c.rewrites.len(), 2);
+        assert_eq!(c.remap_exit, [(143, 0)]);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_naming_option_and_value() {
+        for (args, opt, val) in [
+            (&["-d", "soon", "true"][..], "--drain-delay", "soon"),
+            (&["-g", "-1", "true"][..], "--grace-period", "-1"),
+            (
+                &["--stop-signal", "KILL", "true"][..],
+                "--stop-signal",
+                "KILL",
+            ),
+            (
+                &["--ready-addr", "nowhere", "true"][..],
+                "--ready-addr",
+                "nowhere",
+            ),
+            (
+                &["--ready-check", "ftp://x:1", "true"][..],
+                "--ready-check",
+                "ftp://x:1",
+            ),
+            (&["-r", "TERM", "true"][..], "--rewrite", "TERM"),
+            (
+                &["--remap-exit", "300:0", "true"][..],
+                "--remap-exit",
+                "300:0",
+            ),
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            assert!(
+                first.contains(opt) && first.contains(val),
+                "{args:?}: {first}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_command_is_a_usage_error() {
+        assert_eq!(parse(&[]).unwrap_err().exit_code(), 2);
+        assert_eq!(parse(&["-d", "1s"]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn verbosity_flags_override_the_log_env() {
+        let argv = |a: &[&str]| {
+            std::iter::once("drainit")
+                .chain(a.iter().copied())
+                .map(OsString::from)
+                .collect::<Vec<_>>()
+        };
+        let c = parse_from(argv(&["-v", "true"]), Some("warn".into())).unwrap();
+        assert_eq!(c.log_filter, "debug");
+        let c = parse_from(argv(&["true"]), Some("drainit=trace".into())).unwrap();
+        assert_eq!(c.log_filter, "drainit=trace");
+        let c = parse_from(argv(&["-q", "true"]), None).unwrap();
+        assert_eq!(c.log_filter, "warn");
+        let e = parse_from(argv(&["true"]), Some("x=loud".into())).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("DRAINIT_LOG"));
+    }
+}

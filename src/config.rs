@@ -1,0 +1,106 @@
+//! The validated configuration: what `cli.rs` made of argv and the `DRAINIT_*` env vars. It is
+//! built once, before the child is spawned, and only read after that.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::parse::{CheckTarget, Rewrite, Sig};
+
+/// How long the exit path waits for leftovers when `--grace-period` is unset (contract, point 5).
+pub const DEFAULT_LEFTOVER_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The command and its arguments; never empty.
+    pub command: Vec<OsString>,
+    /// Time between the first stop signal and forwarding it (`--drain-delay`).
+    pub drain_delay: Duration,
+    /// After the forward, SIGKILL the group when this runs out; `None` = never (`--grace-period`).
+    pub grace_period: Option<Duration>,
+    /// Where `/readyz` and `/livez` are served; `None` = no server.
+    pub ready_addr: Option<SocketAddr>,
+    /// What `/readyz` follows while running; `None` = ready as soon as the child runs.
+    pub ready_check: Option<CheckTarget>,
+    /// The signals that start draining; never empty.
+    pub stop_signals: Vec<Sig>,
+    /// `--rewrite` pairs; the last pair for a FROM wins.
+    pub rewrites: Vec<Rewrite>,
+    /// Forward to the child alone instead of its process group (`-c`).
+    pub single_child: bool,
+    /// `--remap-exit` pairs; the last pair for a FROM wins.
+    pub remap_exit: Vec<(u8, u8)>,
+    /// The env_logger filter (from `-v`/`-q`, else `DRAINIT_LOG`, else `info`).
+    pub log_filter: String,
+}
+
+impl Config {
+    /// Is `sig` one of the signals that start draining?
+    pub fn is_stop_signal(&self, sig: Sig) -> bool {
+        self.stop_signals.contains(&sig)
+    }
+
+    /// What to forward in place of `sig`: itself, its `--rewrite`, or `None` when dropped.
+    pub fn rewrite(&self, sig: Sig) -> Option<Sig> {
+        match self.rewrites.iter().rev().find(|r| r.from == sig) {
+            Some(r) => r.to,
+            None => Some(sig),
+        }
+    }
+
+    /// How long the exit path waits for leftovers before SIGKILL.
+    pub fn leftover_wait(&self) -> Duration {
+        self.grace_period.unwrap_or(DEFAULT_LEFTOVER_WAIT)
+    }
+}
+
+#[cfg(test)]
+pub fn test_config() -> Config {
+    Config {
+        command: vec!["true".into()],
+        drain_delay: Duration::ZERO,
+        grace_period: None,
+        ready_addr: None,
+        ready_check: None,
+        stop_signals: vec![Sig::TERM],
+        rewrites: Vec::new(),
+        single_child: false,
+        remap_exit: Vec::new(),
+        log_filter: "info".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrite_maps_drops_and_passes_through_with_the_last_pair_winning() {
+        let mut c = test_config();
+        c.rewrites = vec![
+            Rewrite {
+                from: Sig::TERM,
+                to: Some(Sig::INT),
+            },
+            Rewrite {
+                from: Sig::USR1,
+                to: None,
+            },
+            Rewrite {
+                from: Sig::TERM,
+                to: Some(Sig::HUP),
+            },
+        ];
+        assert_eq!(c.rewrite(Sig::TERM), Some(Sig::HUP));
+        assert_eq!(c.rewrite(Sig::USR1), None);
+        assert_eq!(c.rewrite(Sig::INT), Some(Sig::INT));
+    }
+
+    #[test]
+    fn leftover_wait_is_the_grace_period_or_five_seconds() {
+        let mut c = test_config();
+        assert_eq!(c.leftover_wait(), Duration::from_secs(5));
+        c.grace_period = Some(Duration::from_millis(1500));
+        assert_eq!(c.leftover_wait(), Duration::from_millis(1500));
+    }
+}

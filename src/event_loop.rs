@@ -1,0 +1,328 @@
+//! The one event loop, and the one mutable owner of drainit's state once the child runs. Each
+//! turn reads like tini's: wait (poll the signal pipe, the readiness sockets, the check), take
+//! the pending signals, reap, serve HTTP, act on due deadlines. Nothing in here blocks except
+//! poll itself, and nothing here exits early: errors are logged and survived (catatonit's rule).
+
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::check::Checker;
+use crate::child::Child;
+use crate::config::Config;
+use crate::drain::{Action, Drain, KillWhy, Why};
+use crate::logging::{Throttle, human};
+use crate::parse::Sig;
+use crate::ready::{Health, ReadyState, Server};
+use crate::reap;
+use crate::signals::{self, Intake};
+use crate::status::{self, Ended};
+
+/// How long the final reap may take after SIGKILL: a process stuck in uninterruptible sleep must
+/// not keep PID 1 alive forever.
+const FINAL_REAP_LIMIT: Duration = Duration::from_secs(5);
+/// poll's longest wait; a bound so a clock oddity can never park the loop for long.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// poll's report on the descriptors of the check and of the readiness server.
+struct Polled {
+    check: Vec<PollFlags>,
+    server: Vec<PollFlags>,
+}
+
+pub struct EventLoop {
+    config: Config,
+    intake: Intake,
+    server: Option<Server>,
+    checker: Option<Checker>,
+    child: Child,
+    drain: Drain,
+    ended: Option<Ended>,
+    forward_errors: Throttle,
+}
+
+impl EventLoop {
+    pub fn new(
+        config: Config,
+        intake: Intake,
+        server: Option<Server>,
+        checker: Option<Checker>,
+        child: Child,
+    ) -> EventLoop {
+        let drain = Drain::new(
+            config.drain_delay,
+            config.grace_period,
+            config.leftover_wait(),
+        );
+        EventLoop {
+            config,
+            intake,
+            server,
+            checker,
+            child,
+            drain,
+            ended: None,
+            forward_errors: Throttle::new(Duration::from_secs(10)),
+        }
+    }
+
+    /// Run until the child and everything it left behind are gone; return the exit status.
+    pub fn run(mut self) -> u8 {
+        while !self.drain.is_done() {
+            let polled = self.wait();
+            let now = Instant::now();
+            self.take_signals(now);
+            self.reap(now);
+            self.serve(&polled, now);
+            self.tick(now);
+        }
+        self.final_reap();
+        self.exit_status()
+    }
+
+    /// Block in poll until a descriptor is ready or the next deadline. Returns what poll said
+    /// about the check's and the server's descriptors, each in the order they pushed them.
+    fn wait(&self) -> Polled {
+        let mut fds = vec![PollFd::new(self.intake.fd(), PollFlags::POLLIN)];
+        if let Some(c) = &self.checker {
+            c.poll_fds(&mut fds);
+        }
+        let server_from = fds.len();
+        if let Some(s) = &self.server {
+            s.poll_fds(&mut fds);
+        }
+        let deadline = [
+            self.drain.next_deadline(),
+            self.checker.as_ref().and_then(Checker::next_deadline),
+            self.server.as_ref().and_then(Server::next_deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let wait = deadline.map_or(MAX_WAIT, |d| {
+            d.saturating_duration_since(Instant::now())
+                // Round up: waking a hair early would spin until the deadline.
+                .saturating_add(Duration::from_micros(999))
+                .min(MAX_WAIT)
+        });
+        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => log::debug!("poll: {e}"),
+        }
+        let mut revents: Vec<PollFlags> = fds
+            .iter()
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+            .collect();
+        let server = revents.split_off(server_from.min(revents.len()));
+        let check = revents.split_off(1.min(revents.len()));
+        Polled { check, server }
+    }
+
+    fn take_signals(&mut self, now: Instant) {
+        for sig in self.intake.pending() {
+            if !signals::is_forwarded(sig) {
+                continue;
+            }
+            let actions = if self.config.is_stop_signal(sig) {
+                self.drain.on_stop_signal(sig, now)
+            } else {
+                self.drain.on_other_signal(sig)
+            };
+            self.perform(actions, now);
+        }
+    }
+
+    fn reap(&mut self, now: Instant) {
+        if self.child.is_reaped() && self.drain.is_done() {
+            return;
+        }
+        let reaped = reap::reap(self.child.pid);
+        if let Some(ended) = reaped.child {
+            self.child.mark_reaped();
+            self.ended = Some(ended);
+            log_child_end(self.child.pid, ended);
+            let actions = self.drain.on_child_exit(now);
+            self.perform(actions, now);
+        }
+        if reaped.none_left && self.child.is_reaped() {
+            self.drain.on_nothing_left();
+        }
+    }
+
+    /// Advance the check, then answer probes with the health as of this turn: the signals were
+    /// taken first, so a probe that arrived with SIGTERM already sees 503.
+    fn serve(&mut self, polled: &Polled, now: Instant) {
+        if let Some(c) = &mut self.checker {
+            c.on_poll(&polled.check, now);
+        }
+        let health = self.health();
+        if let Some(s) = &mut self.server {
+            s.on_poll(&polled.server, health, now);
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let actions = self.drain.on_tick(now);
+        self.perform(actions, now);
+    }
+
+    /// What the readiness endpoints say right now. Draining always wins over the check.
+    fn health(&self) -> Health {
+        let ready = if self.drain.draining() {
+            ReadyState::Draining
+        } else if self.checker.as_ref().is_some_and(|c| !c.passing()) {
+            ReadyState::NotReady
+        } else {
+            ReadyState::Ready
+        };
+        Health {
+            ready,
+            live: self.drain.child_running(),
+        }
+    }
+
+    fn perform(&mut self, actions: Vec<Action>, now: Instant) {
+        for action in actions {
+            match action {
+                Action::Hold { sig, delay } => log::info!(
+                    "{sig} received: /readyz now answers 503; holding {sig} for {} before \
+                     forwarding it",
+                    human(delay)
+                ),
+                Action::Forward { sig, why } => self.forward(sig, why, now),
+                Action::KillChild { grace } => {
+                    log::info!(
+                        "grace period ({}) over: sending SIGKILL to {}",
+                        human(grace),
+                        self.target()
+                    );
+                    if let Err(e) = self.child.kill_group() {
+                        log::debug!("SIGKILL to the child's group: {e}");
+                    }
+                }
+                Action::DropHeld { sig } => {
+                    log::info!("the child exited during the drain delay: {sig} not forwarded")
+                }
+                Action::TermLeftovers { wait } => {
+                    if reap::signal_leftovers(Sig::TERM) {
+                        log::info!(
+                            "sent SIGTERM to the processes left; waiting up to {} for them",
+                            human(wait)
+                        );
+                    }
+                }
+                Action::KillLeftovers { why } => {
+                    if reap::signal_leftovers(Sig::KILL) {
+                        match why {
+                            KillWhy::WaitOver => {
+                                log::info!("processes still left after the wait: sent SIGKILL")
+                            }
+                            KillWhy::StopSignal(sig) => log::info!(
+                                "{sig} received while waiting for the processes left: sent SIGKILL"
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Forward `sig` after `--rewrite`, to the group or (with -c) the child.
+    fn forward(&mut self, sig: Sig, why: Why, now: Instant) {
+        let Some(out) = self.config.rewrite(sig) else {
+            log::info!("{sig} dropped (--rewrite {sig}:NONE)");
+            return;
+        };
+        let what = if out == sig {
+            format!("{out}")
+        } else {
+            format!("{out} (rewritten from {sig})")
+        };
+        match why {
+            Why::PassOn => log::debug!("forwarding {what} to {}", self.target()),
+            Why::NoDelay => log::info!("{sig} received: forwarding {what} to {}", self.target()),
+            Why::DelayOver => {
+                log::info!("drain delay over: forwarding {what} to {}", self.target())
+            }
+            Why::CutShort => log::info!(
+                "second stop signal: drain delay cut short, forwarding {what} to {}",
+                self.target()
+            ),
+        }
+        match self.child.send(out) {
+            Ok(()) => {}
+            // The group is already gone (the child exited, not yet reaped): nothing to tell.
+            Err(Errno::ESRCH) => log::debug!("{what}: no process left to receive it"),
+            Err(e) => {
+                if let Some(suppressed) = self.forward_errors.hit(now) {
+                    log::warn!(
+                        "cannot forward {what} to {}: {e}{}",
+                        self.target(),
+                        if suppressed > 0 {
+                            format!(" ({suppressed} similar failures not logged)")
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+            }
+        }
+    }
+
+    fn target(&self) -> String {
+        if self.config.single_child {
+            format!("child {}", self.child.pid)
+        } else {
+            format!("process group {}", self.child.pid)
+        }
+    }
+
+    /// After SIGKILL (or with nothing left), reap until no child remains, bounded in time.
+    fn final_reap(&mut self) {
+        let start = Instant::now();
+        loop {
+            let reaped = reap::reap(self.child.pid);
+            if let Some(ended) = reaped.child {
+                // Only if the child ended in this same pass (e.g. a stop signal right at exit).
+                self.child.mark_reaped();
+                self.ended.get_or_insert(ended);
+            }
+            if reaped.none_left || start.elapsed() >= FINAL_REAP_LIMIT {
+                return;
+            }
+            // Something forked after the SIGKILL, or is still dying: ask again, briefly.
+            reap::signal_leftovers(Sig::KILL);
+            let mut fds = [PollFd::new(self.intake.fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(10u8));
+            let _ = self.intake.pending();
+        }
+    }
+
+    fn exit_status(&self) -> u8 {
+        let Some(ended) = self.ended else {
+            log::error!("the child's status was never collected; exiting with 1");
+            return 1;
+        };
+        let code = ended.code();
+        let mapped = status::remap(code, &self.config.remap_exit);
+        if mapped == code {
+            log::info!("exiting with status {code}");
+        } else {
+            log::info!("exiting with status {mapped} (--remap-exit {code}:{mapped})");
+        }
+        mapped
+    }
+}
+
+fn log_child_end(pid: i32, ended: Ended) {
+    match ended {
+        Ended::Exited(code) => log::info!("child {pid} exited with status {code}"),
+        Ended::Signaled(n) => log::info!(
+            "child {pid} was killed by {} (status {})",
+            Sig(n),
+            ended.code()
+        ),
+    }
+}

@@ -1,0 +1,145 @@
+//! Log lines on stderr (never stdout: that is the app's), one per step, as
+//! `drainit: LEVEL: message`. Write errors are ignored by env_logger, and SIGPIPE is ignored, so
+//! a closed or broken stderr never stops drainit. `Throttle` keeps floods from flooding the log:
+//! the first report of a kind goes out, repeats within the window are counted and summarised.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+/// Start logging with an env_logger filter (`info`, `debug`, `drainit=trace`, ...).
+pub fn init(filter: &str) {
+    let _ = env_logger::Builder::new()
+        .parse_filters(filter)
+        .format(|buf, record| {
+            writeln!(
+                buf,
+                "drainit: {}: {}",
+                record.level().as_str().to_ascii_lowercase(),
+                record.args()
+            )
+        })
+        .target(env_logger::Target::Stderr)
+        .try_init();
+}
+
+/// Is `filter` an env_logger filter we can honour? Each comma-separated part is a level, a
+/// module path, or `path=level` (an optional `/regex` tail is not supported).
+pub fn valid_filter(filter: &str) -> bool {
+    let is_level = |s: &str| {
+        matches!(
+            s.to_ascii_lowercase().as_str(),
+            "off" | "error" | "warn" | "info" | "debug" | "trace"
+        )
+    };
+    let is_path = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    !filter.trim().is_empty()
+        && filter
+            .split(',')
+            .map(str::trim)
+            .all(|part| match part.split_once('=') {
+                Some((path, level)) => is_path(path) && is_level(level),
+                None => is_level(part) || is_path(part),
+            })
+}
+
+/// `4s`, `1.5s`, `500ms`, `2m30s`: durations as a user typed them.
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0s".to_string()
+    } else if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms % 1000 != 0 || ms < 60_000 {
+        let s = d.as_secs_f64();
+        if ms % 1000 == 0 {
+            format!("{}s", ms / 1000)
+        } else {
+            format!("{s:.3}").trim_end_matches('0').to_string() + "s"
+        }
+    } else {
+        let (m, s) = (ms / 60_000, (ms % 60_000) / 1000);
+        if s == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{s}s")
+        }
+    }
+}
+
+/// Rate limit for repeated failures: one line per window, then a count.
+#[derive(Debug)]
+pub struct Throttle {
+    window: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Throttle {
+    pub fn new(window: Duration) -> Throttle {
+        Throttle {
+            window,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// Should this occurrence be logged? `Some(n)`: yes, and `n` were suppressed since the last
+    /// one logged. `None`: no, it is counted.
+    pub fn hit(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(t) if now.duration_since(t) < self.window => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_are_validated_like_env_logger_reads_them() {
+        for ok in [
+            "info",
+            "DEBUG",
+            "drainit=trace",
+            "warn,drainit::ready=debug",
+            "off",
+        ] {
+            assert!(valid_filter(ok), "{ok}");
+        }
+        for bad in ["", "drainit=loud", "a b", "=info", "x=/y"] {
+            assert!(!valid_filter(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_print_as_typed() {
+        assert_eq!(human(Duration::from_millis(0)), "0s");
+        assert_eq!(human(Duration::from_millis(500)), "500ms");
+        assert_eq!(human(Duration::from_millis(4000)), "4s");
+        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(human(Duration::from_secs(150)), "2m30s");
+        assert_eq!(human(Duration::from_secs(120)), "2m");
+    }
+
+    #[test]
+    fn throttle_logs_the_first_then_summarises_the_repeats() {
+        let t = Instant::now();
+        let mut th = Throttle::new(Duration::from_secs(10));
+        assert_eq!(th.hit(t), Some(0));
+        assert_eq!(th.hit(t + Duration::from_secs(1)), None);
+        assert_eq!(th.hit(t + Duration::from_secs(2)), None);
+        assert_eq!(th.hit(t + Duration::from_secs(11)), Some(2));
+    }
+}

@@ -1,0 +1,133 @@
+//! Reaping and the leftovers. As PID 1 every orphan of the namespace is ours; otherwise drainit
+//! registers as child subreaper (prctl(2) PR_SET_CHILD_SUBREAPER) so orphans of the command come
+//! to it. `reap` loops waitpid(-1, WNOHANG) until nothing more has ended, because SIGCHLD
+//! coalesces (catatonit#4), and reports the direct child's status from inside that loop.
+
+use nix::errno::Errno;
+
+use crate::parse::Sig;
+use crate::status::Ended;
+use crate::sys::{self, Pid};
+
+pub fn is_pid1() -> bool {
+    std::process::id() == 1
+}
+
+/// Become child subreaper unless we are PID 1. Quiet on success (unlike tini's warning); on
+/// failure, one clear warning: orphans then go to the real init, the rest works as before.
+pub fn become_subreaper() {
+    if is_pid1() {
+        return;
+    }
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        log::warn!(
+            "cannot register as child subreaper ({e}): orphaned grandchildren will be reaped by \
+             the real init, not drainit; run drainit as PID 1 to reap them"
+        );
+    }
+}
+
+/// What one pass of reaping found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// The direct child's ending, if it was among those reaped.
+    pub child: Option<Ended>,
+    /// How many processes were reaped (the child included).
+    pub count: usize,
+    /// waitpid said ECHILD: drainit has no children left at all.
+    pub none_left: bool,
+}
+
+/// Reap everything that has ended, without blocking.
+pub fn reap(child: Pid) -> Reaped {
+    let mut out = Reaped::default();
+    loop {
+        match sys::waitpid_any() {
+            Ok(Some((pid, status))) => {
+                out.count += 1;
+                if pid == child {
+                    out.child = Ended::from_raw(status);
+                }
+            }
+            Ok(None) => return out,
+            Err(Errno::EINTR) => {}
+            Err(Errno::ECHILD) => {
+                out.none_left = true;
+                return out;
+            }
+            Err(e) => {
+                log::debug!("waitpid: {e}");
+                return out;
+            }
+        }
+    }
+}
+
+/// Send `sig` to every process left: as PID 1 the whole namespace (kill(-1) spares only us), as
+/// a subreaper our descendants. Returns whether any process was there to get it.
+pub fn signal_leftovers(sig: Sig) -> bool {
+    if is_pid1() {
+        return sys::kill(-1, sig.0).is_ok();
+    }
+    let pids = descendants(std::process::id());
+    for pid in &pids {
+        let _ = sys::kill(*pid, sig.0);
+    }
+    !pids.is_empty()
+}
+
+/// Every descendant of `root`, from /proc's parent links (proc(5), /proc/PID/stat field 4).
+fn descendants(root: u32) -> Vec<Pid> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let links: Vec<(Pid, Pid)> = dir
+        .filter_map(|e| {
+            let pid: Pid = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, parent_from_stat(&stat)?))
+        })
+        .collect();
+    let mut found = Vec::new();
+    let mut frontier = vec![Pid::try_from(root).unwrap_or(0)];
+    while let Some(parent) = frontier.pop() {
+        for (pid, _) in links.iter().filter(|(_, pp)| *pp == parent) {
+            if !found.contains(pid) {
+                found.push(*pid);
+                frontier.push(*pid);
+            }
+        }
+    }
+    found
+}
+
+/// The ppid in a /proc/PID/stat line. The command name may hold spaces and parentheses, so
+/// parse from the last ')'.
+fn parent_from_stat(stat: &str) -> Option<Pid> {
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_is_read_after_the_last_parenthesis() {
+        assert_eq!(parent_from_stat("12 (node) S 7 12 12 0"), Some(7));
+        assert_eq!(parent_from_stat("12 (a) b) (c) R 99 1"), Some(99));
+        assert_eq!(parent_from_stat("garbage"), None);
+    }
+
+    #[test]
+    fn our_descendants_include_a_spawned_child() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let found = descendants(std::process::id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(found.contains(&(child.id() as Pid)));
+    }
+}

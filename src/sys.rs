@@ -1,0 +1,120 @@
+//! The only module with `unsafe`: the four things nix cannot say safely.
+//!
+//! - `fork_exec`: fork, set up the child (own process group, terminal, clean signal state), exec.
+//!   `std::process::Command` clears the signal mask *before* its `pre_exec` hooks run, so a
+//!   signal landing in that window would run drainit's handler inside the child (dumb-init#174);
+//!   we keep everything blocked until the last step before exec instead.
+//! - `kill`: nix's `Signal` enum cannot hold real-time signals, and drainit forwards them.
+//! - `waitpid_any`: nix's `waitpid` reaps a child killed by a real-time signal and then returns
+//!   `EINVAL` (it cannot build its `Signal`), losing the status. We keep the raw status.
+//! - `close_raw`: inherited descriptors are known only by number (contract, point 1).
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+
+/// Process ids as the kernel uses them (`pid_t`).
+pub type Pid = libc::pid_t;
+
+/// The highest signal number the child's dispositions are reset for (`_NSIG - 1`).
+const MAX_SIGNAL: libc::c_int = 64;
+
+/// Fork and exec `argv` (resolved through PATH) in its own process group. Returns the child's
+/// pid. If exec fails, the child writes its errno (4 bytes) to `err_pipe` and exits 127; the pipe
+/// is close-on-exec, so reading EOF from it means the exec succeeded.
+///
+/// The caller must have blocked all signals (so the child starts with them blocked), must be
+/// single-threaded, and must pass a non-empty `argv`.
+pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd) -> Result<Pid, Errno> {
+    // Everything the child needs is built here, before fork: after it, the child may only make
+    // async-signal-safe calls (signal-safety(7)), and allocating is not one of them.
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let file = ptrs.first().copied().unwrap_or(std::ptr::null());
+    if file.is_null() {
+        return Err(Errno::EINVAL);
+    }
+    let err_fd = err_pipe.as_raw_fd();
+
+    // SAFETY: drainit is single-threaded here, so the child is a full copy with no lock held by
+    // another thread. Between fork and exec the child calls only async-signal-safe functions
+    // (signal-safety(7)): setpgid, tcsetpgrp, sigaction, sigemptyset, sigprocmask, execvp (a
+    // PATH search over execve; it uses no heap in glibc or musl), write, _exit. It touches only
+    // `ptrs`, `file` and `err_fd`, built before the fork. All signals are blocked on entry, so no
+    // handler of drainit's runs in the child; the mask is cleared as the very last step.
+    unsafe {
+        let pid = libc::fork();
+        if pid < 0 {
+            return Err(Errno::last());
+        }
+        if pid > 0 {
+            return Ok(pid);
+        }
+        // Child. Own process group, so drainit can signal the app and all it starts as one.
+        libc::setpgid(0, 0);
+        // Take the terminal's foreground if stdin is our controlling terminal (`docker run -it`),
+        // so Ctrl-C and Ctrl-Z reach the app. Fails with ENOTTY otherwise, which is fine.
+        // SIGTTOU is blocked, so a background caller is allowed to do this (tcsetpgrp(3)).
+        libc::tcsetpgrp(0, libc::getpid());
+        // Clean signal state: every disposition back to default (handlers would be reset by exec
+        // anyway, but SIG_IGN survives it, and Rust's runtime ignores SIGPIPE), then the mask.
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut dfl.sa_mask);
+        let mut sig = 1;
+        while sig <= MAX_SIGNAL {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                // Fails (EINVAL) for the few numbers libc reserves; nothing to reset there.
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+            sig += 1;
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::execvp(file, ptrs.as_ptr());
+        let errno = *libc::__errno_location();
+        let bytes = errno.to_ne_bytes();
+        libc::write(err_fd, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(127)
+    }
+}
+
+/// kill(2) with a raw signal number: `pid > 0` a process, `pid < -1` the group `-pid`, `-1`
+/// every process we may signal (as PID 1: the whole namespace but us).
+pub fn kill(pid: Pid, sig: libc::c_int) -> Result<(), Errno> {
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    let rc = unsafe { libc::kill(pid, sig) };
+    Errno::result(rc).map(drop)
+}
+
+/// waitpid(-1, WNOHANG): `Ok(Some((pid, raw_status)))` for a reaped process, `Ok(None)` when
+/// children exist but none has ended, `Err(ECHILD)` when there are no children at all.
+pub fn waitpid_any() -> Result<Option<(Pid, i32)>, Errno> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid, writable c_int for the duration of the call.
+    let rc = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    match rc {
+        -1 => Err(Errno::last()),
+        0 => Ok(None),
+        pid => Ok(Some((pid, status))),
+    }
+}
+
+/// Close a descriptor known only by number. Used once, after the spawn, on the descriptors
+/// drainit inherited (listed before it opened any of its own, so none of these is ours).
+pub fn close_raw(fd: RawFd) {
+    // SAFETY: the caller owns no Rust object for `fd` (it was inherited, never wrapped), so no
+    // OwnedFd or File will close it again.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+/// Is `fd` an open descriptor? fcntl(F_GETFD) fails with EBADF exactly when it is not.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD reads the descriptor's flags and touches no memory of ours.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
