@@ -215,7 +215,7 @@ mod tests {
     const S: Duration = Duration::from_secs(1);
     const QUIT: Sig = Sig(3);
 
-    fn drain(delay: u64, grace: Option<u64>) -> Drain {
+    fn drain(delay: u32, grace: Option<u32>) -> Drain {
         Drain::new(delay * S, grace.map(|g| g * S), 5 * S)
     }
 
