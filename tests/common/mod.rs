@@ -160,6 +160,15 @@ pub fn has_signal(mask: u64, sig: i32) -> bool {
     mask & (1u64 << (sig - 1)) != 0
 }
 
+/// Wait until `pid` has a handler for `sig` (for a fixture whose `ready` line cannot be read).
+pub fn wait_catches(pid: i32, sig: i32) {
+    wait_until(
+        &format!("pid {pid} to catch signal {sig}"),
+        DEADLINE,
+        || sigmask(pid, "SigCgt").is_some_and(|m| has_signal(m, sig)),
+    );
+}
+
 /// The direct children of `pid` (/proc/PID/task/*/children).
 pub fn children(pid: i32) -> Vec<i32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -197,6 +206,18 @@ pub fn descendants_named(pid: i32, comm: &str) -> Vec<i32> {
         .into_iter()
         .filter(|p| stat(*p).is_some_and(|s| s.comm == comm))
         .collect()
+}
+
+/// The command line of `pid` (empty for a zombie, or once it is gone).
+pub fn cmdline(pid: i32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|c| *c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The open descriptors of `pid` and what they point to.
@@ -501,14 +522,17 @@ impl Drainit {
         self.pid1
     }
 
-    /// The host pid of drainit's direct child (the command), waiting for it to exist. As PID 1
-    /// the command is pid 2 of the namespace; otherwise it is drainit's oldest child.
+    /// The host pid of drainit's direct child (the command), waiting for it to exist and to
+    /// have exec'd the command (between fork and exec it is a copy of drainit, with drainit's
+    /// handlers: not what a test means to look at). As PID 1 the command is pid 2 of the
+    /// namespace; otherwise it is drainit's oldest child.
     pub fn child(&self) -> i32 {
         let mut cached = self.child.lock().unwrap();
         if let Some(c) = *cached {
             return c;
         }
         let pid = self.pid();
+        let ours = drainit_bin().canonicalize().unwrap();
         let mut found = None;
         wait_until("drainit's child", DEADLINE, || {
             let mut kids: Vec<(u64, i32)> = children(pid)
@@ -524,7 +548,9 @@ impl Drainit {
             } else {
                 kids.first().map(|(_, c)| *c)
             };
-            found.is_some()
+            found.is_some_and(|c| {
+                std::fs::read_link(format!("/proc/{c}/exe")).is_ok_and(|exe| exe != ours)
+            })
         });
         *cached = found;
         found.unwrap()
@@ -533,6 +559,20 @@ impl Drainit {
     /// Every process under drainit (the child, its descendants, the orphans drainit adopted).
     pub fn processes(&self) -> Vec<i32> {
         descendants(self.pid())
+    }
+
+    /// The process under drainit whose command line has the word `word` (like a
+    /// `--label grandchild`), waiting for it to exist.
+    pub fn process_with_arg(&self, word: &str) -> i32 {
+        let mut found = None;
+        wait_until(&format!("a process with argument {word}"), DEADLINE, || {
+            found = self
+                .processes()
+                .into_iter()
+                .find(|p| cmdline(*p).iter().any(|a| a == word));
+            found.is_some()
+        });
+        found.unwrap()
     }
 
     /// How many processes under drainit are zombies (ended, not yet reaped).
