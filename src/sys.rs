@@ -20,6 +20,8 @@ pub type Pid = libc::pid_t;
 
 /// The highest signal number the child's dispositions are reset for (`_NSIG - 1`).
 const MAX_SIGNAL: libc::c_int = 64;
+/// The kernel's `sigset_t` size, which rt_sigaction(2) insists on: 64 signals, one bit each.
+const KERNEL_SIGSET_BYTES: libc::size_t = 8;
 
 /// Fork and exec `argv` (resolved through PATH) in its own process group. Returns the child's
 /// pid. If exec fails, the child writes its errno (4 bytes) to `err_pipe` and exits 127; the pipe
@@ -40,9 +42,9 @@ pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd) -> Result<Pid, Errno> {
 
     // SAFETY: drainit is single-threaded here, so the child is a full copy with no lock held by
     // another thread. Between fork and exec the child calls only async-signal-safe functions
-    // (signal-safety(7)): setpgid, tcsetpgrp, sigaction, sigemptyset, sigprocmask, execvp (a
-    // PATH search over execve; it uses no heap in glibc or musl), write, _exit. It touches only
-    // `ptrs`, `file` and `err_fd`, built before the fork. All signals are blocked on entry, so no
+    // (signal-safety(7)): setpgid, tcsetpgrp, syscall(rt_sigaction), sigemptyset, sigprocmask,
+    // execvp (a PATH search over execve; it uses no heap in glibc or musl), write, _exit. It
+    // touches only `ptrs`, `file`, `err_fd` and `dfl`, built before the fork or on the stack. All signals are blocked on entry, so no
     // handler of drainit's runs in the child; the mask is cleared as the very last step.
     unsafe {
         let pid = libc::fork();
@@ -60,14 +62,21 @@ pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd) -> Result<Pid, Errno> {
         libc::tcsetpgrp(0, libc::getpid());
         // Clean signal state: every disposition back to default (handlers would be reset by exec
         // anyway, but SIG_IGN survives it, and Rust's runtime ignores SIGPIPE), then the mask.
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut dfl.sa_mask);
+        // The raw rt_sigaction, not libc's sigaction: glibc refuses the numbers it keeps for
+        // itself (32 and 33) with EINVAL, so an ignore drainit inherited there would reach the
+        // app. An all-zero kernel `struct sigaction` is SIG_DFL, no flags, an empty mask, in
+        // every architecture's field order.
+        let dfl = [0u64; 8];
         let mut sig = 1;
         while sig <= MAX_SIGNAL {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                // Fails (EINVAL) for the few numbers libc reserves; nothing to reset there.
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    dfl.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    KERNEL_SIGSET_BYTES,
+                );
             }
             sig += 1;
         }
