@@ -98,6 +98,11 @@ pub fn kill(pid: i32, sig: i32) -> bool {
     }
 }
 
+/// `arg` quoted for sh.
+pub fn shell_quote(arg: &OsStr) -> String {
+    format!("'{}'", arg.to_string_lossy().replace('\'', r"'\''"))
+}
+
 /// Poll `cond` until it holds; panic naming `what` at the deadline.
 pub fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + deadline;
@@ -282,7 +287,13 @@ impl Captured {
                 s.partial.extend_from_slice(&buf[..n]);
                 while let Some(nl) = s.partial.iter().position(|b| *b == b'\n') {
                     let raw: Vec<u8> = s.partial.drain(..=nl).collect();
-                    let text = String::from_utf8_lossy(&raw[..nl]).into_owned();
+                    // A terminal ends lines in CR LF.
+                    let end = if nl > 0 && raw[nl - 1] == b'\r' {
+                        nl - 1
+                    } else {
+                        nl
+                    };
+                    let text = String::from_utf8_lossy(&raw[..end]).into_owned();
                     s.lines.push(Line { text, at });
                 }
                 cv.notify_all();
@@ -350,6 +361,7 @@ where
         env: Vec::new(),
         pid1: true,
         shell: None,
+        tty: false,
     }
     .args(args)
 }
@@ -360,6 +372,7 @@ pub struct Builder {
     env: Vec<(OsString, OsString)>,
     pid1: bool,
     shell: Option<String>,
+    tty: bool,
 }
 
 impl Builder {
@@ -401,6 +414,14 @@ impl Builder {
         self
     }
 
+    /// Give drainit a controlling terminal on stdin, stdout and stderr: run it under
+    /// `script`, which copies our stdin (`Drainit::type_keys`) to the terminal and the
+    /// terminal's output (drainit's log included, lines ending in CR LF) to our stdout.
+    pub fn tty(mut self) -> Builder {
+        self.tty = true;
+        self
+    }
+
     fn command(&self) -> Command {
         let mut argv: Vec<OsString> = Vec::new();
         if self.shell.is_some() {
@@ -414,6 +435,13 @@ impl Builder {
         if let Some(setup) = &self.shell {
             argv[2] = format!("{setup}\nexec \"$@\"").into();
         }
+        if self.tty {
+            let line: Vec<String> = argv.iter().map(|a| shell_quote(a)).collect();
+            let exec = format!("exec {}", line.join(" "));
+            argv = ["script", "-qfec", &exec, "/dev/null"]
+                .map(OsString::from)
+                .to_vec();
+        }
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]);
         for (k, _) in std::env::vars_os() {
@@ -422,9 +450,13 @@ impl Builder {
             }
         }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(if self.tty {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         cmd
     }
 
@@ -432,6 +464,7 @@ impl Builder {
     /// now is not dropped, which PID 1 would otherwise do), or until it has already exited.
     pub fn start(self) -> Drainit {
         let mut proc = self.command().spawn().expect("spawn drainit");
+        let stdin = proc.stdin.take();
         let stdout = Captured::spawn(proc.stdout.take().unwrap());
         let stderr = Captured::spawn(proc.stderr.take().unwrap());
         let top = proc.id() as i32;
@@ -462,6 +495,7 @@ impl Builder {
         }
         Drainit {
             proc,
+            stdin,
             pid,
             pid1: self.pid1,
             stdout,
@@ -503,6 +537,8 @@ impl Finished {
 pub struct Drainit {
     /// What the test spawned: unshare (PID 1 mode), drainit itself, or bash that exec'd either.
     proc: Child,
+    /// With `tty()`: what we type into the terminal.
+    stdin: Option<std::process::ChildStdin>,
     /// drainit's host pid, once found.
     pid: Option<i32>,
     pid1: bool,
@@ -595,6 +631,14 @@ impl Drainit {
     /// Send `sig` to drainit as it is, caught or not.
     pub fn send_raw(&self, sig: i32) {
         assert!(kill(self.pid(), sig), "cannot send signal {sig} to drainit");
+    }
+
+    /// Type into drainit's terminal (`tty()` only): `b"\x03"` is Ctrl-C, `b"\x1a"` Ctrl-Z.
+    pub fn type_keys(&mut self, keys: &[u8]) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("type_keys needs Builder::tty()");
+        stdin.write_all(keys).unwrap();
+        stdin.flush().unwrap();
     }
 
     /// The first stdout line (from the start) that satisfies `pred`; panics at `deadline`.
