@@ -257,8 +257,7 @@ fn rewrite_from_the_command_line_replaces_the_env_list() {
         .arg(example("print-signals"))
         .start();
     d.wait_stdout("ready");
-    d.send(libc::SIGUSR1);
-    d.wait_stdout("SIGUSR1");
+    d.send_and_see(libc::SIGUSR1, "SIGUSR1");
     d.send(libc::SIGTERM);
     assert_eq!(d.wait_exit(), 0);
     assert!(!d.stdout().contains("SIGUSR2"));

@@ -40,11 +40,18 @@ fn the_first_stop_signal_is_held_for_the_drain_delay_then_forwarded_once() {
         );
         assert!(got < delay + SLACK, "forwarded only after {got:?}");
         // Once: a signal sent now is forwarded at once, and nothing else came before it.
-        d.send(libc::SIGUSR1);
-        d.wait_stdout("SIGUSR1");
+        d.send_and_see(libc::SIGUSR1, "SIGUSR1");
         assert_eq!(count(&d, "SIGTERM"), 1);
         d.send(libc::SIGUSR2);
         assert_eq!(d.wait_exit(), 0, "mode={mode:?}");
+        // One info line per step.
+        let log = d.stderr();
+        for step in [
+            "holding SIGTERM for 2s",
+            "drain delay over: forwarding SIGTERM",
+        ] {
+            assert_eq!(log.matches(step).count(), 1, "{step}:\n{log}");
+        }
     }
 }
 
@@ -60,15 +67,13 @@ fn a_second_stop_signal_cuts_the_delay_short_and_forwards_the_first_one_once() {
         d.send(libc::SIGTERM);
         d.wait_stderr("holding SIGTERM for 30s");
         let cut = Instant::now();
-        d.send(libc::SIGINT);
-        let got = d.wait_stdout("SIGTERM").at - cut;
+        let got = d.send_and_see(libc::SIGINT, "SIGTERM").at - cut;
         assert!(
             got < SLACK,
             "the second stop signal did not cut the delay: {got:?}"
         );
         // Stop signals after the forward are forwarded at once, like any signal.
-        d.send(libc::SIGINT);
-        d.wait_stdout("SIGINT");
+        d.send_and_see(libc::SIGINT, "SIGINT");
         d.send(libc::SIGTERM);
         wait_until("a second SIGTERM", DEADLINE, || count(&d, "SIGTERM") == 2);
         let lines: Vec<String> = d.stdout_lines().into_iter().map(|l| l.text).collect();
@@ -88,8 +93,7 @@ fn without_a_drain_delay_the_stop_signal_is_forwarded_at_once() {
         let mut d = drainit(mode).arg(example("print-signals")).start();
         d.wait_stdout("ready");
         let sent = Instant::now();
-        d.send(libc::SIGTERM);
-        let got = d.wait_stdout("SIGTERM").at - sent;
+        let got = d.send_and_see(libc::SIGTERM, "SIGTERM").at - sent;
         assert!(got < SLACK, "{got:?}");
         assert_eq!(d.wait_exit(), 0);
     }
@@ -115,8 +119,7 @@ fn stop_signal_replaces_the_default_list() {
         d.send(libc::SIGINT);
         d.wait_stderr("holding SIGINT for 30s");
         // QUIT is a stop signal too: the second one, so it cuts the delay; INT is forwarded.
-        d.send(libc::SIGQUIT);
-        d.wait_stdout("SIGINT");
+        d.send_and_see(libc::SIGQUIT, "SIGINT");
         assert_eq!(d.wait_exit(), 5, "via_env={via_env}");
         assert!(!d.stdout().contains("SIGQUIT"));
     }
@@ -143,8 +146,7 @@ fn the_grace_period_ends_in_sigkill_of_the_group_and_exit_137() {
         d.wait_stdout("child ready");
         d.wait_stdout("grandchild ready");
         let grandchild = d.process_with_arg("grandchild");
-        d.send(libc::SIGTERM);
-        let got = d.wait_stdout("child SIGTERM").at;
+        let got = d.send_and_see(libc::SIGTERM, "child SIGTERM").at;
         d.wait_stderr("grace period (1s) over: sending SIGKILL");
         assert_eq!(d.wait_exit(), 137, "mode={mode:?}");
         let took = Instant::now() - got;
@@ -163,10 +165,8 @@ fn without_a_grace_period_a_child_ignoring_term_is_never_killed() {
         .args(["--ignore-term", "--exit-on", "USR2:4"])
         .start();
     d.wait_stdout("ready");
-    d.send(libc::SIGTERM);
-    d.wait_stdout("SIGTERM");
-    d.send(libc::SIGUSR1);
-    d.wait_stdout("SIGUSR1");
+    d.send_and_see(libc::SIGTERM, "SIGTERM");
+    d.send_and_see(libc::SIGUSR1, "SIGUSR1");
     assert!(!d.has_exited());
     d.send(libc::SIGUSR2);
     assert_eq!(d.wait_exit(), 4);

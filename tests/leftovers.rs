@@ -164,17 +164,24 @@ fn npm_start_shape_the_app_behind_a_shell_that_dies_on_term_finishes_its_shutdow
     // npm runs `sh -c "node server.js"`: the shell dies on SIGTERM at once, the app takes a
     // second to shut down gracefully. Plain inits exit with the shell and the kernel kills the
     // app; drainit waits for it.
+    // With -c only the shell gets the forwarded SIGTERM; the app gets the leftovers' SIGTERM.
     for pid1 in [true, false] {
-        let mut d = drainit(Vec::<&str>::new())
-            .pid1(pid1)
-            .args(["sh", "-c", "\"$0\" --exit-delay 1000; exit $?"])
-            .arg(example("print-signals"))
-            .start();
-        d.wait_stdout("ready");
-        d.send(libc::SIGTERM);
-        assert_eq!(d.wait_exit(), 143, "the shell's status, pid1={pid1}");
-        let got = d.wait_stdout("SIGTERM").at;
-        let done = d.wait_stdout("exiting").at;
-        assert!(done - got >= Duration::from_millis(900));
+        for mode in MODES {
+            let mut d = drainit(mode)
+                .pid1(pid1)
+                .args(["sh", "-c", "\"$0\" --exit-delay 1000; exit $?"])
+                .arg(example("print-signals"))
+                .start();
+            d.wait_stdout("ready");
+            d.send(libc::SIGTERM);
+            assert_eq!(
+                d.wait_exit(),
+                143,
+                "the shell's status, pid1={pid1} mode={mode:?}"
+            );
+            let got = d.wait_stdout("SIGTERM").at;
+            let done = d.wait_stdout("exiting").at;
+            assert!(done - got >= Duration::from_millis(900));
+        }
     }
 }

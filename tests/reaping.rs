@@ -20,7 +20,8 @@ fn orphans_all_reaped(pid1: bool, count: usize) {
         .args(["--count", &count.to_string(), "--exit-together"])
         .args(["--then", "await-reaped"])
         .start();
-    d.wait_stdout(&format!("ready {count}"));
+    let ready = format!("ready {count}");
+    d.wait_for_stdout_line(|l| l == ready, DEADLINE * 2);
     d.wait_for_stdout_line(
         |l| l.starts_with("zombies") || l.starts_with("left"),
         DEADLINE * 2,

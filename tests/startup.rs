@@ -200,18 +200,29 @@ fn a_signal_sent_right_at_startup_is_not_lost() {
     }
 }
 
-#[test]
-fn a_descriptor_limit_of_16_is_enough() {
+/// drainit with `args`, started after the shell `setup`, still forwards a signal, drains and
+/// passes on the child's status; as PID 1 and not.
+fn works_after(setup: &str, args: &[&str]) {
     for pid1 in [true, false] {
-        let mut d = drainit(Vec::<&str>::new())
+        let mut d = drainit(args)
             .pid1(pid1)
-            .shell("ulimit -n 16")
+            .shell(setup)
             .arg(example("print-signals"))
             .start();
         d.wait_stdout("ready");
-        d.send(libc::SIGUSR1);
-        d.wait_stdout("SIGUSR1");
-        d.send(libc::SIGTERM);
-        assert_eq!(d.wait_exit(), 0, "{}", d.stderr());
+        d.send_and_see(libc::SIGUSR1, "SIGUSR1");
+        d.send_and_see(libc::SIGTERM, "SIGTERM");
+        assert_eq!(d.wait_exit(), 0, "{setup}: pid1={pid1}\n{}", d.stderr());
     }
+}
+
+#[test]
+fn a_broken_stderr_pipe_does_not_stop_drainit() {
+    // stderr is a pipe whose reader is gone: every log line fails with EPIPE.
+    works_after("exec 2> >(exec true)\nwait $!", &["-vv", "-d", "100ms"]);
+}
+
+#[test]
+fn a_descriptor_limit_of_16_is_enough() {
+    works_after("ulimit -n 16", &["-d", "100ms"]);
 }

@@ -628,6 +628,12 @@ impl Drainit {
         assert!(kill(pid, sig), "cannot send signal {sig} to drainit");
     }
 
+    /// Send `sig` to drainit and wait for the stdout line `line` (print-signals' report of it).
+    pub fn send_and_see(&self, sig: i32, line: &str) -> Line {
+        self.send(sig);
+        self.wait_stdout(line)
+    }
+
     /// Send `sig` to drainit as it is, caught or not.
     pub fn send_raw(&self, sig: i32) {
         assert!(kill(self.pid(), sig), "cannot send signal {sig} to drainit");
