@@ -1,4 +1,4 @@
-//! The only module with `unsafe`: the four things nix cannot say safely.
+//! The only module with `unsafe`: the five things nix cannot say safely.
 //!
 //! - `fork_exec`: fork, set up the child (own process group, terminal, clean signal state), exec.
 //!   `std::process::Command` clears the signal mask *before* its `pre_exec` hooks run, so a
@@ -8,6 +8,8 @@
 //! - `waitpid_any`: nix's `waitpid` reaps a child killed by a real-time signal and then returns
 //!   `EINVAL` (it cannot build its `Signal`), losing the status. We keep the raw status.
 //! - `close_raw`: inherited descriptors are known only by number (contract, point 1).
+//! - `restore_default`: nix's `signal` is unsafe because a handler could be any code; SIG_DFL
+//!   is none.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -89,6 +91,14 @@ pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd) -> Result<Pid, Errno> {
         libc::write(err_fd, bytes.as_ptr().cast(), bytes.len());
         libc::_exit(127)
     }
+}
+
+/// Give `sig` its default action in drainit itself (signal(2) with SIG_DFL).
+pub fn restore_default(sig: nix::sys::signal::Signal) -> Result<(), Errno> {
+    use nix::sys::signal::{SigHandler, signal};
+    // SAFETY: SIG_DFL runs no code of ours, so no handler can break async-signal-safety; the
+    // only code relying on the previous handler is what the caller means to switch off.
+    unsafe { signal(sig, SigHandler::SigDfl) }.map(drop)
 }
 
 /// kill(2) with a raw signal number: `pid > 0` a process, `pid < -1` the group `-pid`, `-1`
