@@ -78,7 +78,7 @@ pub fn spawn(command: &[OsString], single: bool) -> Result<Child, Fatal> {
         Some(&mut old),
     )
     .map_err(|e| Fatal::other(format!("cannot block signals: {e}")))?;
-    let forked = sys::fork_exec(&argv, &err_write.into());
+    let forked = sys::fork_exec(&argv, &err_write.into(), in_terminal_foreground());
     if let Ok(pid) = forked {
         // Also from the parent, so the group exists before we first signal it (the race every
         // shell closes this way). EACCES after the child's exec is harmless.
@@ -105,6 +105,12 @@ pub fn spawn(command: &[OsString], single: bool) -> Result<Child, Fatal> {
     // The child has exited (127); reap it now so no zombie stays behind.
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     Err(exec_failure(&name, errno))
+}
+
+/// Is fd 0 our controlling terminal, with our group in its foreground? Only then does the child
+/// take the terminal over: `drainit ... &` from an interactive shell must not steal the shell's.
+fn in_terminal_foreground() -> bool {
+    nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|fg| fg == nix::unistd::getpgrp())
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> usize {
