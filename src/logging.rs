@@ -49,24 +49,17 @@ pub fn valid_filter(filter: &str) -> bool {
 /// `4s`, `1.5s`, `500ms`, `2m30s`: durations as a user typed them.
 pub fn human(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms == 0 {
-        "0s".to_string()
-    } else if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms % 1000 != 0 || ms < 60_000 {
-        let s = d.as_secs_f64();
-        if ms % 1000 == 0 {
-            format!("{}s", ms / 1000)
-        } else {
-            format!("{s:.3}").trim_end_matches('0').to_string() + "s"
+    match ms {
+        0 => "0s".to_string(),
+        1..=999 => format!("{ms}ms"),
+        _ if ms < 60_000 || !ms.is_multiple_of(1000) => {
+            let secs = format!("{:.3}", d.as_secs_f64());
+            format!("{}s", secs.trim_end_matches('0').trim_end_matches('.'))
         }
-    } else {
-        let (m, s) = (ms / 60_000, (ms % 60_000) / 1000);
-        if s == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{s}s")
-        }
+        _ => match (ms / 60_000, ms % 60_000 / 1000) {
+            (m, 0) => format!("{m}m"),
+            (m, s) => format!("{m}m{s}s"),
+        },
     }
 }
 
