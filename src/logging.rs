@@ -18,8 +18,32 @@ pub fn init(filter: &str) {
                 record.args()
             )
         })
-        .target(env_logger::Target::Stderr)
+        .target(env_logger::Target::Pipe(Box::new(Stderr)))
         .try_init();
+}
+
+/// stderr with SIGTTOU blocked around each write. Once the child owns the terminal, drainit is
+/// a background group; with `stty tostop`, a write would raise SIGTTOU, and because drainit
+/// catches it (to forward it) with SA_RESTART, the write would restart and raise it again, for
+/// ever. A blocked SIGTTOU lets the write through instead (tty_check_change in the kernel).
+struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+        let ttou = SigSet::from(Signal::SIGTTOU);
+        let mut old = SigSet::empty();
+        let blocked = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old)).is_ok();
+        let result = std::io::stderr().write(buf);
+        if blocked {
+            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+        }
+        result
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Is `filter` an env_logger filter we can honour? Each comma-separated part is a level, a
