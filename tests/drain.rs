@@ -13,8 +13,10 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-/// Generous slack for "promptly" on a busy two-core machine.
+/// Generous slack for "promptly" on a busy two-core machine, where the contrast is a 2 s delay.
 const SLACK: Duration = Duration::from_secs(3);
+/// "At once" where the contrast is a 30 s delay: far from both.
+const AT_ONCE: Duration = Duration::from_secs(10);
 
 fn count(d: &Drainit, line: &str) -> usize {
     d.stdout_lines().iter().filter(|l| l.text == line).count()
@@ -69,7 +71,7 @@ fn a_second_stop_signal_cuts_the_delay_short_and_forwards_the_first_one_once() {
         let cut = Instant::now();
         let got = d.send_and_see(libc::SIGINT, "SIGTERM").at - cut;
         assert!(
-            got < SLACK,
+            got < AT_ONCE,
             "the second stop signal did not cut the delay: {got:?}"
         );
         // Stop signals after the forward are forwarded at once, like any signal.
@@ -94,7 +96,7 @@ fn without_a_drain_delay_the_stop_signal_is_forwarded_at_once() {
         d.wait_stdout("ready");
         let sent = Instant::now();
         let got = d.send_and_see(libc::SIGTERM, "SIGTERM").at - sent;
-        assert!(got < SLACK, "{got:?}");
+        assert!(got < AT_ONCE, "{got:?}");
         assert_eq!(d.wait_exit(), 0);
     }
 }
@@ -115,7 +117,7 @@ fn stop_signal_replaces_the_default_list() {
         // TERM is no longer a stop signal: it passes at once (print-signals keeps running).
         let sent = Instant::now();
         d.send(libc::SIGTERM);
-        assert!(d.wait_stdout("SIGTERM").at - sent < SLACK);
+        assert!(d.wait_stdout("SIGTERM").at - sent < AT_ONCE);
         d.send(libc::SIGINT);
         d.wait_stderr("holding SIGINT for 30s");
         // QUIT is a stop signal too: the second one, so it cuts the delay; INT is forwarded.
@@ -146,14 +148,13 @@ fn the_grace_period_ends_in_sigkill_of_the_group_and_exit_137() {
         d.wait_stdout("child ready");
         d.wait_stdout("grandchild ready");
         let grandchild = d.process_with_arg("grandchild");
-        let got = d.send_and_see(libc::SIGTERM, "child SIGTERM").at;
+        // The grace period starts at the forward, after this.
+        let sent = Instant::now();
+        d.send_and_see(libc::SIGTERM, "child SIGTERM");
         d.wait_stderr("grace period (1s) over: sending SIGKILL");
         assert_eq!(d.wait_exit(), 137, "mode={mode:?}");
-        let took = Instant::now() - got;
-        assert!(
-            took >= grace - Duration::from_millis(100),
-            "killed after {took:?}"
-        );
+        let took = sent.elapsed();
+        assert!(took >= grace, "killed after {took:?}");
         assert!(stat(grandchild).is_none(), "the grandchild survived");
     }
 }
@@ -187,7 +188,7 @@ fn a_child_exiting_during_the_drain_delay_ends_drainit_with_its_status_and_drops
         d.send(libc::SIGUSR1);
         assert_eq!(d.wait_exit(), 7, "mode={mode:?}");
         assert!(
-            sent.elapsed() < SLACK,
+            sent.elapsed() < AT_ONCE,
             "drainit waited {:?}",
             sent.elapsed()
         );

@@ -30,7 +30,8 @@ fn leftovers_that_need_time_after_term_get_it_and_drainit_exits_when_they_are_do
             if daemon {
                 args.push("--daemon");
             }
-            let mut d = drainit(Vec::<&str>::new())
+            // A long wait, so "as soon as they are done" is far from "when the wait ends".
+            let mut d = drainit(["-g", "30s"])
                 .pid1(pid1)
                 .arg(example("orphans"))
                 .args(&args)
@@ -51,8 +52,7 @@ fn leftovers_that_need_time_after_term_get_it_and_drainit_exits_when_they_are_do
                 3,
                 "pid1={pid1} daemon={daemon}: {finished:?}"
             );
-            // The default wait is 5 s; drainit left as soon as the last one was done.
-            assert!(took < Duration::from_secs(4), "drainit took {took:?}");
+            assert!(took < Duration::from_secs(10), "drainit took {took:?}");
         }
     }
 }
@@ -105,13 +105,13 @@ fn without_a_grace_period_leftovers_get_five_seconds() {
     assert_eq!(d.wait_exit(), 0);
     let took = ready.elapsed();
     assert!(took >= Duration::from_millis(4900), "killed after {took:?}");
-    assert!(took < Duration::from_secs(9), "took {took:?}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
 }
 
 #[test]
 fn drainit_exits_at_once_when_the_leftovers_end_on_term() {
     for pid1 in [true, false] {
-        let mut d = drainit(Vec::<&str>::new())
+        let mut d = drainit(["-g", "30s"])
             .pid1(pid1)
             .arg(example("orphans"))
             .args(["--count", "20", "--then", "exit:3"])
@@ -120,8 +120,8 @@ fn drainit_exits_at_once_when_the_leftovers_end_on_term() {
         assert_eq!(d.wait_exit(), 3);
         let took = ready.elapsed();
         assert!(
-            took < Duration::from_secs(3),
-            "drainit took {took:?}; the wait is 5 s"
+            took < Duration::from_secs(10),
+            "drainit took {took:?}; the wait is 30 s"
         );
     }
 }
@@ -133,7 +133,7 @@ fn a_stop_signal_during_the_leftover_wait_ends_it_and_other_signals_are_not_forw
     let max = libc::SIGRTMAX();
     let marker = format!("leftover SIGRTMIN+{}", max - libc::SIGRTMIN());
     for pid1 in [true, false] {
-        let mut d = drainit(Vec::<&str>::new())
+        let mut d = drainit(["-g", "30s"])
             .pid1(pid1)
             .args(["sh", "-c", script])
             .arg(example("print-signals"))
@@ -150,7 +150,7 @@ fn a_stop_signal_during_the_leftover_wait_ends_it_and_other_signals_are_not_forw
         d.send(libc::SIGTERM);
         assert_eq!(d.wait_exit(), 3, "pid1={pid1}");
         assert!(
-            sent.elapsed() < Duration::from_secs(3),
+            sent.elapsed() < Duration::from_secs(10),
             "took {:?}",
             sent.elapsed()
         );
