@@ -362,6 +362,7 @@ where
         pid1: true,
         shell: None,
         tty: false,
+        own_session: false,
     }
     .args(args)
 }
@@ -373,6 +374,7 @@ pub struct Builder {
     pid1: bool,
     shell: Option<String>,
     tty: bool,
+    own_session: bool,
 }
 
 impl Builder {
@@ -422,6 +424,14 @@ impl Builder {
         self
     }
 
+    /// Start drainit as the leader of a new session whose controlling terminal is its stdin
+    /// (`setsid --ctty`), as a container runtime starts a container's PID 1 under `-it`. As PID
+    /// 1 only: with `tty()` a plain drainit already is one (and setsid would fork).
+    pub fn own_session(mut self) -> Builder {
+        self.own_session = true;
+        self
+    }
+
     fn command(&self) -> Command {
         let mut argv: Vec<OsString> = Vec::new();
         if self.shell.is_some() {
@@ -429,6 +439,9 @@ impl Builder {
         }
         if self.pid1 {
             argv.extend(["unshare", "--pid", "--fork", "--mount-proc"].map(OsString::from));
+        }
+        if self.own_session && self.pid1 {
+            argv.extend(["setsid", "--ctty"].map(OsString::from));
         }
         argv.push(drainit_bin().into_os_string());
         argv.extend(self.args.iter().cloned());
