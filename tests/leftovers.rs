@@ -128,20 +128,22 @@ fn drainit_exits_at_once_when_the_leftovers_end_on_term() {
 
 #[test]
 fn a_stop_signal_during_the_leftover_wait_ends_it_and_other_signals_are_not_forwarded() {
-    // The leftover is print-signals, left in the child's process group by a shell that exits.
-    let script = "\"$0\" --ignore-term --label leftover & exit 3";
+    // The leftover is print-signals' grandchild, left in the child's group when the child
+    // (told to by the test, once both are ready) exits 3.
     let max = libc::SIGRTMAX();
-    let marker = format!("leftover SIGRTMIN+{}", max - libc::SIGRTMIN());
+    let marker = format!("grandchild SIGRTMIN+{}", max - libc::SIGRTMIN());
     for pid1 in [true, false] {
         let mut d = drainit(["-g", "30s"])
             .pid1(pid1)
-            .args(["sh", "-c", script])
             .arg(example("print-signals"))
+            .args(["--fork-grandchild", "--ignore-term", "--exit-on", "USR2:3"])
             .start();
-        // The leftover TERM arrives (and is ignored) once the shell has exited.
-        d.wait_stdout("leftover ready");
-        d.wait_stdout("leftover SIGTERM");
-        let leftover = d.process_with_arg("leftover");
+        d.wait_stdout("child ready");
+        d.wait_stdout("grandchild ready");
+        let leftover = d.process_with_arg("grandchild");
+        assert!(kill(d.child(), libc::SIGUSR2));
+        // The leftovers' SIGTERM, which it ignores.
+        d.wait_stdout("grandchild SIGTERM");
         d.send(libc::SIGUSR1);
         assert!(kill(leftover, max));
         d.wait_stdout(&marker);

@@ -45,13 +45,17 @@ fn not_as_pid_1_drainit_adopts_orphans_as_subreaper_without_a_warning() {
     let mut d = drainit(Vec::<&str>::new())
         .pid1(false)
         .arg(example("orphans"))
-        .args(["--count", "3", "--life", "300", "--then", "stay"])
+        .args(["--count", "3", "--then", "stay"])
         .start();
     d.wait_stdout("ready 3");
     let pid = d.pid();
     let child = d.child();
     let orphans: Vec<i32> = children(pid).into_iter().filter(|p| *p != child).collect();
     assert_eq!(orphans.len(), 3, "the orphans went elsewhere");
+    for p in &orphans {
+        kill(*p, libc::SIGTERM);
+    }
+    // A zombie stays in /proc until it is reaped.
     wait_until("the orphans to be reaped", DEADLINE, || {
         orphans.iter().all(|p| stat(*p).is_none())
     });
