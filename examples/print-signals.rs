@@ -37,6 +37,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
+use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 use signal_hook::iterator::Signals;
 
 /// The classic names, by number (`kill -l` order); index 0 is unused.
@@ -172,7 +173,14 @@ fn main() {
     let all = (1..32)
         .filter(|s| !forbidden.contains(s))
         .chain(libc::SIGRTMIN()..=libc::SIGRTMAX());
+    // Blocked while the handlers go in: signal-hook installs each OS handler a moment before
+    // it records the action, and a signal landing in between is dropped (neither printed nor
+    // its default action), which a test would read as a signal drainit lost.
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old))
+        .expect("block signals");
     let mut signals = Signals::new(all).expect("install signal handlers");
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None).expect("unblock signals");
     say(&o.label, "ready");
     if let Some(ms) = o.exit_after {
         let label = o.label.clone();

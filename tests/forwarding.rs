@@ -226,7 +226,7 @@ fn a_fault_signal_sent_to_drainit_not_pid_1_takes_its_default_action_and_is_not_
         d.wait_stdout("ready");
         let child = d.child();
         d.send_raw(sig);
-        assert_eq!(d.wait_exit(), 128 + sig, "{name} killed drainit");
+        assert_eq!(d.wait_status(DEADLINE), 128 + sig, "{name} killed drainit");
         assert!(kill(child, m));
         d.wait_stdout(&mname);
         assert!(!d.stdout().contains(name), "{name} was forwarded");

@@ -173,14 +173,39 @@ fn with_stdio_closed_drainit_and_the_child_get_dev_null_on_0_1_2() {
 /// Start drainit, send SIGUSR1 the moment its intake is installed (before the child exists, or
 /// before the child has its handlers), and check the child saw it one way or the other.
 fn usr1_at_startup_is_delivered(pid1: bool) {
-    let mut d = drainit(Vec::<&str>::new())
+    let mut d = drainit(["-v"])
         .pid1(pid1)
         .arg(example("print-signals"))
         .start();
     d.send(libc::SIGUSR1);
-    wait_until("the child to see SIGUSR1", DEADLINE, || {
-        d.stdout().contains("SIGUSR1") || d.has_exited()
-    });
+    let end = std::time::Instant::now() + DEADLINE;
+    while !(d.stdout().contains("SIGUSR1") || d.has_exited()) {
+        if std::time::Instant::now() >= end {
+            let pid = d.pid();
+            let kids: Vec<String> = children(pid)
+                .into_iter()
+                .map(|c| {
+                    let sig = |k| status_field(c, k).unwrap_or_default();
+                    format!(
+                        "{:?} pnd {} blk {} cgt {}",
+                        stat(c),
+                        sig("SigPnd"),
+                        sig("SigBlk"),
+                        sig("SigCgt")
+                    )
+                })
+                .collect();
+            panic!(
+                "SIGUSR1 lost (pid1={pid1}): drainit {:?} pending {:?}, children {kids:?}\n\
+                 stdout: {}\nstderr: {}",
+                stat(pid),
+                status_field(pid, "ShdPnd"),
+                d.stdout(),
+                d.stderr()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     if d.has_exited() {
         // It arrived before print-signals installed its handler: default action, death by it.
         assert_eq!(d.wait_exit(), 128 + libc::SIGUSR1, "{}", d.stderr());

@@ -34,6 +34,8 @@ use std::time::{Duration, Instant};
 
 /// The failure bound for every wait. Generous: only a broken drainit should ever reach it.
 pub const DEADLINE: Duration = Duration::from_secs(20);
+/// How long `wait_exit` waits for drainit's output pipes to close after it exited.
+const OUTPUT_AFTER_EXIT: Duration = Duration::from_secs(5);
 /// How often polled conditions are checked.
 const POLL: Duration = Duration::from_millis(5);
 
@@ -522,8 +524,6 @@ impl Builder {
     pub fn run(self) -> Finished {
         let mut d = self.start();
         let code = d.wait_exit();
-        d.stdout.wait_closed(DEADLINE);
-        d.stderr.wait_closed(DEADLINE);
         Finished {
             code,
             stdout: d.stdout(),
@@ -722,12 +722,19 @@ impl Drainit {
 
     /// Wait (up to `DEADLINE`) for drainit to exit; its exit code, or 128+N if signal N killed
     /// it. unshare passes PID 1's exit code through, and re-raises a signal that killed it
-    /// (SIGKILL excepted: unshare then exits 1).
+    /// (SIGKILL excepted: unshare then exits 1). Then wait (briefly) until the reader threads
+    /// have all of its output, so `stdout()`/`stderr()` are complete.
     pub fn wait_exit(&mut self) -> i32 {
-        self.wait_exit_within(DEADLINE)
+        let code = self.wait_status(DEADLINE);
+        // Closed once nothing holds the pipes: at once, unless something outlived drainit.
+        self.stdout.wait_closed(OUTPUT_AFTER_EXIT);
+        self.stderr.wait_closed(OUTPUT_AFTER_EXIT);
+        code
     }
 
-    pub fn wait_exit_within(&mut self, deadline: Duration) -> i32 {
+    /// Like `wait_exit`, within `deadline`, and without waiting for the output: for a test
+    /// where processes outlive drainit and keep its pipes open.
+    pub fn wait_status(&mut self, deadline: Duration) -> i32 {
         let end = Instant::now() + deadline;
         while !self.has_exited() {
             if Instant::now() >= end {
