@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use signal_hook::iterator::backend::SignalDelivery;
 use signal_hook::iterator::exfiltrator::SignalOnly;
 
@@ -48,6 +48,10 @@ impl Intake {
     /// PID 1, which the kernel spares a signal it has no handler for, could die of SEGV and
     /// BUS sent back to back (a forced SIGSEGV when the nested frames overflow the runtime's
     /// alternate signal stack). A real fault still ends drainit, without the overflow message.
+    ///
+    /// Signals are blocked meanwhile: signal-hook installs each OS handler a moment before it
+    /// records where the signal goes, and one landing in between would be dropped, neither
+    /// collected nor given its default action. Blocked, it waits and is collected after.
     pub fn install() -> io::Result<Intake> {
         for sig in [Signal::SIGSEGV, Signal::SIGBUS] {
             sys::restore_default(sig)?;
@@ -55,8 +59,17 @@ impl Intake {
         let (read, write) = UnixStream::pair()?;
         read.set_nonblocking(true)?;
         write.set_nonblocking(true)?;
-        let delivery = SignalDelivery::with_pipe(read, write, SignalOnly, caught())?;
-        Ok(Intake { delivery })
+        let mut old = SigSet::empty();
+        pthread_sigmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::all()),
+            Some(&mut old),
+        )?;
+        let delivery = SignalDelivery::with_pipe(read, write, SignalOnly, caught());
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+        Ok(Intake {
+            delivery: delivery?,
+        })
     }
 
     /// The descriptor to poll for readability.
