@@ -177,8 +177,12 @@ fn main() {
     // it records the action, and a signal landing in between is dropped (neither printed nor
     // its default action), which a test would read as a signal drainit lost.
     let mut old = SigSet::empty();
-    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old))
-        .expect("block signals");
+    pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )
+    .expect("block signals");
     let mut signals = Signals::new(all).expect("install signal handlers");
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None).expect("unblock signals");
     say(&o.label, "ready");
