@@ -27,7 +27,6 @@
  * Needs root (or a high hard RLIMIT_NOFILE): N pidfds are open at once.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,32 +40,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpu.h"
+
 static uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t pid1_cpu_ns(void) {
-    DIR *d = opendir("/proc/1/task");
-    if (!d)
-        return 0;
-    uint64_t sum = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char p[300];
-        snprintf(p, sizeof p, "/proc/1/task/%s/schedstat", e->d_name);
-        FILE *f = fopen(p, "r");
-        unsigned long long v = 0;
-        if (f && fscanf(f, "%llu", &v) == 1)
-            sum += v;
-        if (f)
-            fclose(f);
-    }
-    closedir(d);
-    return sum;
 }
 
 /* Block until each pidfd reports `events` (POLLIN: exited; 0: only POLLHUP, i.e. reaped). */
@@ -152,17 +131,17 @@ int main(int argc, char **argv) {
         printf("up\n");
         await_line();
     }
-    uint64_t cpu0 = pid1_cpu_ns();
+    uint64_t cpu0 = task_cpu_ns("1");
     uint64_t t0 = now_ns();
     close(go[1]);
     if (backlog) {
         await_all(fds, n, POLLIN);
-        cpu0 = pid1_cpu_ns();
+        cpu0 = task_cpu_ns("1");
         printf("zombies\n");
     }
     await_all(fds, n, 0);
     uint64_t t1 = now_ns();
-    uint64_t cpu1 = pid1_cpu_ns();
+    uint64_t cpu1 = task_cpu_ns("1");
     printf("reap n=%d ns=%llu init_cpu_ns=%llu t1=%llu\n", n, (unsigned long long)(t1 - t0),
            (unsigned long long)(cpu1 - cpu0), (unsigned long long)t1);
     return 0;

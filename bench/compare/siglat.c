@@ -18,7 +18,6 @@
  * Written in C so that nothing but a clock read sits between the send time and kill(2).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -29,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "cpu.h"
 
 #define MAX_INITS 16
 
@@ -105,30 +106,10 @@ static int64_t one_sample(struct target *t, int timeout_ms) {
     return (int64_t)(t->last_ts - t0);
 }
 
-/* CPU time of every thread of pid, in ns, from /proc/PID/task/TID/schedstat field 1. */
 static uint64_t cpu_ns(pid_t pid) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return 0;
-    uint64_t sum = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char p2[300];
-        snprintf(p2, sizeof p2, "/proc/%d/task/%s/schedstat", pid, e->d_name);
-        FILE *f = fopen(p2, "r");
-        if (!f)
-            continue;
-        unsigned long long v = 0;
-        if (fscanf(f, "%llu", &v) == 1)
-            sum += v;
-        fclose(f);
-    }
-    closedir(d);
-    return sum;
+    char name[16];
+    snprintf(name, sizeof name, "%d", pid);
+    return task_cpu_ns(name);
 }
 
 /* utime+stime (clock ticks) and the state letter, from /proc/PID/stat (after the last ')'). */
