@@ -165,13 +165,19 @@ def floors(r):
     )
 
 
+def load(m):
+    if "loadavg_start" not in m:
+        return "not recorded"
+    return f"{m['loadavg_start'][0]:g} at the start, {m.get('loadavg_end', ['?'])[0]:g} at the end"
+
+
 def header(r):
     m = r["machine"]
     v = r["versions"]
     c = r["config"]
     return (
         f"Machine: {m['nproc']} CPUs ({m['cpu']}), Linux {m['kernel']}, {m['date']}; "
-        f"full run {r['elapsed_s']:.0f} s.  \n"
+        f"full run {r['elapsed_s']:.0f} s; load average (1 min) {load(m)}.  \n"
         f"Versions: {v['drainit']} (commit {r.get('drainit_commit', '?')}), {v['tini']}, "
         f"{v['dumb-init']}, catatonit {v['catatonit'].split()[-1]} (Debian packages).  \n"
         f"Repetitions: start-up {c['startup_reps']} rounds, idle {c['idle_rounds']} rounds, reaping "
