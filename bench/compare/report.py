@@ -197,7 +197,8 @@ def chart(r, png):
     fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
     fig.suptitle(
         f"drainit vs other container inits — {r['machine']['nproc']} CPUs, "
-        f"Linux {r['machine']['kernel']}, {r['machine']['date'][:10]}",
+        f"Linux {r['machine']['kernel']}, {r['machine']['date'][:10]}, "
+        f"load average {load(r['machine'])}",
         fontsize=12,
     )
 
