@@ -4,7 +4,7 @@
 # step checks first), builds the static drainit and the C helpers, measures (compare.py), then
 # writes the table and the chart into docs/performance.md and docs/performance.png (report.py).
 #
-#   bench/compare/run.sh            full run (~5 min), updates docs/performance.{md,png}
+#   bench/compare/run.sh            full run (~4 min), updates docs/performance.{md,png}
 #   bench/compare/run.sh --quick    smoke run (~30 s), prints the table, leaves docs/ alone
 #
 # Needs root: PID namespaces, and 5000 pidfds at once in the reaping test. Debian/Ubuntu (apt).
