@@ -184,7 +184,7 @@ def measure_size(all_inits):
 def time_spawn(argv):
     """Wall time of one run of argv, spawn to reap, in ns; argv must exit 0."""
     t0 = time.perf_counter_ns()
-    pid = os.posix_spawnp(argv[0], argv, os.environ, setsid=False)
+    pid = os.posix_spawnp(argv[0], argv, os.environ)
     _, status = os.waitpid(pid, 0)
     t1 = time.perf_counter_ns()
     if os.waitstatus_to_exitcode(status) != 0:
@@ -401,7 +401,8 @@ def versions(all_inits):
     out = {}
     for i in all_inits:
         v = subprocess.run([i["path"], "--version"], capture_output=True, text=True)
-        out[i["name"]] = (v.stdout + v.stderr).strip().splitlines()[0] if (v.stdout + v.stderr) else "?"
+        lines = (v.stdout + v.stderr).strip().splitlines()
+        out[i["name"]] = lines[0] if lines else "?"
     return out
 
 
