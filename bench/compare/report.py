@@ -96,7 +96,11 @@ def rows(r):
     )
 
     lat = r["latency"]["summary"]
-    row("signal forwarding latency, median (µs)", lambda n: us(lat[n]["median"]), lambda v: fmt(v, 1))
+    row(
+        "signal forwarding latency, median (µs)",
+        lambda n: us(lat[n]["median"]),
+        lambda v: fmt(v, 1),
+    )
     row("signal forwarding latency, p99 (µs)", lambda n: us(lat[n]["p99"]), lambda v: fmt(v, 1))
     lost = r["latency"]["lost"]
     row(
@@ -157,8 +161,9 @@ def floors(r):
     bu = r["reap"]["burst"]["summary"]["minit"]
     return (
         f"Floors, measured in the same rounds: `unshare --pid --fork --mount-proc /bin/true` alone "
-        f"takes {ms(st['baseline']['median']):.2f} ms (median); `minit` (a blocking `waitpid` loop, "
-        f"no signal handling, `bench/compare/minit.c`) adds {ms(st['minit']['added_median']):.2f} ms "
+        f"takes {ms(st['baseline']['median']):.2f} ms (median); `minit` (a blocking `waitpid` "
+        f"loop, no signal handling, `bench/compare/minit.c`) adds "
+        f"{ms(st['minit']['added_median']):.2f} ms "
         f"to start-up, reaps the backlog in {ms(bl['wall']['median']):.1f} ms "
         f"(p90 {ms(bl['wall']['p90']):.1f}, CPU {ms(bl['cpu']['median']):.1f} ms) and the burst in "
         f"{ms(bu['wall']['median']):.1f} ms."
@@ -180,8 +185,9 @@ def header(r):
         f"full run {r['elapsed_s']:.0f} s; load average (1 min) {load(m)}.  \n"
         f"Versions: {v['drainit']} (commit {r.get('drainit_commit', '?')}), {v['tini']}, "
         f"{v['dumb-init']}, catatonit {v['catatonit'].split()[-1]} (Debian packages).  \n"
-        f"Repetitions: start-up {c['startup_reps']} rounds, idle {c['idle_rounds']} rounds, reaping "
-        f"{c['reap_reps']} rounds per mode, latency {c['latency_samples']} samples per init, "
+        f"Repetitions: start-up {c['startup_reps']} rounds, idle {c['idle_rounds']} rounds, "
+        f"reaping {c['reap_reps']} rounds per mode, "
+        f"latency {c['latency_samples']} samples per init, "
         f"storm {c['storm_reps']} runs per init. Ratios are against tini-static."
     )
 
@@ -302,7 +308,8 @@ def main():
             print("report: matplotlib missing: no chart (pip install matplotlib)", file=sys.stderr)
             a.png = None
     if a.png:
-        body += ["", f"![drainit vs other inits: latency, start-up, reaping, storm CPU]({a.png.name})"]
+        alt = "drainit vs other inits: latency, start-up, reaping, idle wake-ups, storm CPU"
+        body += ["", f"![{alt}]({a.png.name})"]
     if a.doc:
         doc = a.doc.read_text()
         if BEGIN not in doc or END not in doc:

@@ -14,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import compare
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+import compare  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "target/bench-compare/bin"
