@@ -11,11 +11,22 @@
 //! ```ignore
 //! mod common;
 //! use common::*;
-//! let d = drainit(["-d", "2s"]).arg(example("print-signals")).start();
+//! let mut d = drainit(["-d", "2s"]).arg(example("print-signals")).start();
 //! d.wait_stdout("ready");
-//! d.send(libc::SIGTERM);
-//! assert_eq!(d.wait_exit(), 0);
+//! d.send(libc::SIGTERM);                       // waits until drainit catches it
+//! d.wait_stdout("SIGTERM");                    // print-signals got it (2 s later)
+//! assert_eq!(d.wait_exit(), 0);                // 128+N if signal N killed it
 //! ```
+//!
+//! Builder options: `.pid1(false)` (plain, as subreaper), `.env(k, v)` (the test's own
+//! `DRAINIT_*` are removed), `.shell("exec 7<file; ulimit -n 16")` (bash set-up, then exec),
+//! `.tty()` (a terminal via script(1); `type_keys(b"\x03")`), `.own_session()` (PID 1 as a
+//! session leader with that terminal, like `docker run -it`); `.run()` runs to the end and
+//! returns code, stdout and stderr. On a running `Drainit`: `pid()` and `child()` (host pids),
+//! `processes()`, `zombies()`, `send`/`send_raw`/`send_and_see`, `wait_stdout`/`wait_stderr`
+//! (timestamped `Line`s), `stdout()`/`stderr()`, `wait_exit()`/`wait_status(deadline)`.
+//! Free functions read /proc: `stat`, `status_field`, `sigmask`, `children`, `descendants`,
+//! `open_fds`, `cmdline`; `kill` sends any signal number; `wait_until` polls a condition.
 #![allow(
     dead_code,
     clippy::unwrap_used,
