@@ -502,13 +502,14 @@ def table(results, args):
         return f"{100 * r['failures'] / r['requests']:.2f} %" if r["requests"] else "-"
     shown = [k for k in FAIL_KINDS if any(r["kinds"][k] for r in results)] or ["http503"]
     head = (["init", "app mode", "requests", "failed", "failed %"] + shown
-            + ["HAProxy log of failures", "s per restart"])
+            + ["failed per restart", "HAProxy log of failures", "s per restart"])
     rows = []
     for r in results:
         tsc = ", ".join(f"{k}: {v}" for k, v in sorted(r["haproxy_termination"].items())) or "-"
         rows.append([f"`{r['init']}`", r["mode"], str(r["requests"]), f"**{r['failures']}**",
                      pct(r)] + [str(r["kinds"][k]) for k in shown]
-                    + [tsc, str(r["restart_seconds"])])
+                    + [f"{r['failures'] / max(r['restarts'], 1):.1f}", tsc,
+                       str(r["restart_seconds"])])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -552,7 +553,8 @@ def main():
     p.add_argument("--delay-ms", type=int, default=5, help="the app's answer time")
     p.add_argument("--timeout", type=float, default=5, help="per request, seconds")
     p.add_argument("--warmup", type=float, default=3, help="seconds of load before restarts")
-    p.add_argument("--pause", type=float, default=1, help="seconds between restarts")
+    p.add_argument("--pause", type=float, default=5,
+                   help="seconds between restarts (keeps them apart in the picture)")
     p.add_argument("--tail", type=float, default=2, help="seconds of load after the last")
     p.add_argument("--up-timeout", type=float, default=30)
     p.add_argument("--out", default=None, help="directory for raw results (default: a tmpdir)")
@@ -592,7 +594,8 @@ def main():
     except SetupError as e:
         log(f"rolling-restart: setup failed: {e}")
         return 2
-    summary = {"machine": machine, "settings": settings_line(args), "results": results}
+    summary = {"machine": machine, "settings": settings_line(args), "results": results,
+               "drain_delay": args.drain_delay}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(summary, f, indent=1)
     block = f"Machine: {machine}.\n\nSettings: {summary['settings']}.\n\n{table(results, args)}"
