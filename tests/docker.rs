@@ -1,4 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 //! drainit as the ENTRYPOINT of a real container: a FROM-scratch image holding only the static
 //! (musl) drainit and a static fixture program. `docker stop` must drain (503 at once, the
 //! signal held for the delay, then forwarded), the container must exit with the fixture's
@@ -104,9 +109,11 @@ fn drains_forwards_and_reaps_as_the_entrypoint_of_a_from_scratch_container() {
     });
 
     docker(&["kill", "-s", "USR1", &container.id]);
-    wait_for("SIGUSR1 to reach the fixture", Duration::from_secs(10), || {
-        container.logs().contains("fixture: got SIGUSR1")
-    });
+    wait_for(
+        "SIGUSR1 to reach the fixture",
+        Duration::from_secs(10),
+        || container.logs().contains("fixture: got SIGUSR1"),
+    );
 
     // The orphan (re-parented to drainit, PID 1) exits after 300 ms: drainit must reap it,
     // leaving exactly drainit and the fixture, neither a zombie.
@@ -197,7 +204,10 @@ fn build_static_drainit(dest: &Path) {
         .current_dir(root)
         .output()
         .unwrap();
-    assert_success("cargo build --release --target x86_64-unknown-linux-musl", &out);
+    assert_success(
+        "cargo build --release --target x86_64-unknown-linux-musl",
+        &out,
+    );
     std::fs::copy(target_dir.join(MUSL).join("release").join("drainit"), dest).unwrap();
 }
 
@@ -234,7 +244,10 @@ fn readyz(port: u16) -> Option<u16> {
 fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -300,9 +313,7 @@ impl Image {
 
 impl Drop for Image {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rmi", "-f", &self.0])
-            .output();
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
     }
 }
 
@@ -336,8 +347,12 @@ impl Container {
 
     /// The `ps` state (R, S, Z...) of each process in the container.
     fn top(&self) -> Vec<String> {
-        let out = docker(&["top", &self.id, "-o", "stat"]);
-        out.lines().skip(1).map(|l| l.trim().to_string()).collect()
+        // docker needs the pid column; the state is the second.
+        let out = docker(&["top", &self.id, "-o", "pid,stat"]);
+        out.lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .collect()
     }
 
     fn inspect(&self, format: &str) -> String {
@@ -347,8 +362,6 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &self.id])
-            .output();
+        let _ = Command::new("docker").args(["rm", "-f", &self.id]).output();
     }
 }

@@ -12,9 +12,10 @@ runs, each backend is restarted in turn, ROUNDS times: SIGTERM to the init, wait
 start a new one, wait until HAProxy has it UP again.
 
 Standard library only (matplotlib is needed by plot.py alone). run.sh installs what is missing
-and calls this. Results: a table on stdout, OUT/results.json, OUT/<case>.csv (one line per
-request), OUT/<case>.events.json, and with --docs FILE the table replaces the block between
-`<!-- results:begin -->` and `<!-- results:end -->` in FILE.
+(scripts/install-deps.sh) and calls this. Results: a table on stdout, OUT/results.json,
+OUT/<case>.csv (one line per request), OUT/<case>.events.json, OUT/<case>.haproxy.log, the
+backends' output in OUT/<case>-bN.log, and with --docs FILE the table replaces the block
+between `<!-- results:begin -->` and `<!-- results:end -->` in FILE.
 Exit status: 0, or 1 with --fail-on-loss if any drainit case lost a request, or 2 on a setup
 failure (a backend that never came up, HAProxy that would not start).
 """
@@ -320,10 +321,15 @@ backend app
         """Counts of %tsc in the log lines of failed requests between since and until."""
         counts = collections.Counter()
         for t, line in self.log:
-            m = re.match(r"\S+ app/\S+ \S+ (\d+) \d+ (\S{4})$", line)
+            # -1: no response at all (HAProxy closed the client connection, e.g. "CD--").
+            m = re.match(r"\S+ app/\S+ \S+ (-?\d+) \d+ (\S{4})$", line)
             if m and since <= t <= until:
                 counts[f"{m.group(1)} {m.group(2)}"] += 1
         return dict(counts)
+
+    def save_log(self, path):
+        with open(path, "w") as f:
+            f.writelines(f"{t:.3f} {line}\n" for t, line in self.log)
 
     def stop(self):
         self.proc.terminate()
@@ -348,6 +354,8 @@ class Backend:
         self.app_port = free_port()
         self.check_port = free_port() if init == "drainit" else self.app_port
         self.logfile = os.path.join(logdir, f"{init}-{mode}-{self.name}.log")
+        if os.path.exists(self.logfile):
+            os.remove(self.logfile)  # appended to across restarts, fresh for each run
         self.events = events
         self.proc = None
 
@@ -458,6 +466,7 @@ def run_case(args, init, mode, workdir):
         loader.stop()
         t_end = now()
         tsc = haproxy.termination_states(t0, t_end + 1)
+        haproxy.save_log(os.path.join(args.out, f"{init}-{mode}.haproxy.log"))
     finally:
         if loader:
             loader.stop()

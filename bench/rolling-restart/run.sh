@@ -12,7 +12,8 @@
 #   e.g. --inits drainit --modes default --rounds 1 --rate-keepalive 30 --rate-new 30
 #        --fail-on-loss (tests/rolling_restart.rs runs this short form)
 #
-# Installs what is missing first (install-deps.sh: apt-get, only if needed). Needs root.
+# Installs what is missing first (scripts/install-deps.sh: apt-get, only what is missing: HAProxy,
+# tini, dumb-init, catatonit, node, npm, util-linux). Needs root.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -36,7 +37,7 @@ while (($#)); do
     esac
 done
 
-"$here/install-deps.sh" ${inits//,/ }
+"$root/scripts/install-deps.sh"
 
 if [[ ,$inits, == *,drainit,* && -z $drainit ]]; then
     (cd "$root" && cargo build --release --quiet)
