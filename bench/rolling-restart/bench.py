@@ -345,12 +345,13 @@ backend app
 class Backend:
     """One node-app under INIT, as PID 1 of its own PID namespace."""
 
-    def __init__(self, index, init, mode, drainit, logdir, events, drain_delay):
+    def __init__(self, index, init, mode, drainit, logdir, events, drain_delay, ready_check):
         self.name = f"b{index + 1}"
         self.init = init
         self.mode = mode
         self.drainit = drainit
         self.drain_delay = drain_delay
+        self.ready_check = ready_check
         self.app_port = free_port()
         self.check_port = free_port() if init == "drainit" else self.app_port
         self.logfile = os.path.join(logdir, f"{init}-{mode}-{self.name}.log")
@@ -362,9 +363,10 @@ class Backend:
     def init_command(self):
         app = ["npm", "start"]
         if self.init == "drainit":
+            check = (["--ready-check", f"tcp://127.0.0.1:{self.app_port}"]
+                     if self.ready_check else [])
             return [self.drainit, "--drain-delay", self.drain_delay,
-                    "--ready-addr", f"127.0.0.1:{self.check_port}",
-                    "--ready-check", f"tcp://127.0.0.1:{self.app_port}",
+                    "--ready-addr", f"127.0.0.1:{self.check_port}"] + check + [
                     "--grace-period", "10s", "--"] + app
         if self.init in ("tini", "catatonit"):
             return [self.init, "-g", "--"] + app  # -g: signal the whole group, as drainit does
@@ -436,7 +438,8 @@ class Backend:
 
 def run_case(args, init, mode, workdir):
     events = []  # (t, backend, what)
-    backends = [Backend(i, init, mode, args.drainit, args.out, events, args.drain_delay)
+    backends = [Backend(i, init, mode, args.drainit, args.out, events, args.drain_delay,
+                        not args.no_ready_check)
                 for i in range(args.backends)]
     haproxy = None
     loader = None
@@ -529,8 +532,9 @@ def settings_line(args):
             f"{args.rate_keepalive:g} req/s kept-alive + {args.rate_new:g} req/s on new "
             f"connections through HAProxy (`inter 1s fall 2 rise 2`, `retries 0`); "
             f"requests `/?delay={args.delay_ms}` (ms), timeout {args.timeout:g} s; drainit "
-            f"`--drain-delay {args.drain_delay} --ready-check tcp://127.0.0.1:APP_PORT "
-            f"--grace-period 10s`")
+            f"`--drain-delay {args.drain_delay} "
+            + ("" if args.no_ready_check else "--ready-check tcp://127.0.0.1:APP_PORT ")
+            + "--grace-period 10s`")
 
 
 def write_docs(path, block):
@@ -555,6 +559,9 @@ def main():
     p.add_argument("--modes", default=",".join(MODES), help="graceful,default")
     p.add_argument("--drainit", default=os.path.join(ROOT, "target", "release", "drainit"))
     p.add_argument("--drain-delay", default=DRAIN_DELAY)
+    p.add_argument("--no-ready-check", action="store_true",
+                   help="run drainit without --ready-check (its /readyz says 200 before node "
+                        "listens: requests are lost at start-up)")
     p.add_argument("--backends", type=int, default=3)
     p.add_argument("--rounds", type=int, default=2, help="restarts of each backend")
     p.add_argument("--rate-keepalive", type=float, default=100, help="req/s kept-alive")
@@ -581,6 +588,9 @@ def main():
             p.error(f"unknown mode {m!r}")
     if os.geteuid() != 0:
         p.error("needs root (unshare --pid)")
+    # Backends run in examples/node-app: a relative path would not resolve there.
+    if os.sep in args.drainit:
+        args.drainit = os.path.abspath(args.drainit)
     args.out = os.path.abspath(args.out or tempfile.mkdtemp(prefix="rolling-restart-"))
     os.makedirs(args.out, exist_ok=True)
 
