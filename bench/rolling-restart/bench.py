@@ -12,7 +12,7 @@ runs, each backend is restarted in turn, ROUNDS times: SIGTERM to the init, wait
 start a new one, wait until HAProxy has it UP again.
 
 Standard library only (matplotlib is needed by plot.py alone). run.sh installs what is missing
-(scripts/install-deps.sh) and calls this. Results: a table on stdout, OUT/results.json,
+(scripts/install-deps.sh) and calls this. Results: a table on stdout, OUT/results.json (and .tsv),
 OUT/<case>.csv (one line per request), OUT/<case>.events.json, OUT/<case>.haproxy.log, the
 backends' output in OUT/<case>-bN.log, and with --docs FILE the table replaces the block
 between `<!-- results:begin -->` and `<!-- results:end -->` in FILE.
@@ -617,6 +617,12 @@ def main():
                "drain_delay": args.drain_delay}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(summary, f, indent=1)
+    # The same counts as plain columns, for tests/rolling_restart.rs (no JSON parser there).
+    with open(os.path.join(args.out, "results.tsv"), "w") as f:
+        f.write("init\tmode\trequests\tfailures\trestarts\n")
+        for r in results:
+            f.write(f"{r['init']}\t{r['mode']}\t{r['requests']}\t{r['failures']}\t"
+                    f"{r['restarts']}\n")
     block = f"Machine: {machine}.\n\nSettings: {summary['settings']}.\n\n{table(results, args)}"
     print(block)
     if args.docs:
