@@ -443,6 +443,7 @@ def run_case(args, init, mode, workdir):
                 for i in range(args.backends)]
     haproxy = None
     loader = None
+    load = [os.getloadavg()[0]]
     try:
         for b in backends:
             b.start()
@@ -467,6 +468,7 @@ def run_case(args, init, mode, workdir):
                 time.sleep(args.pause)
         time.sleep(args.tail)
         loader.stop()
+        load.append(os.getloadavg()[0])
         t_end = now()
         tsc = haproxy.termination_states(t0, t_end + 1)
         haproxy.save_log(os.path.join(args.out, f"{init}-{mode}.haproxy.log"))
@@ -494,6 +496,9 @@ def run_case(args, init, mode, workdir):
         "kinds": {k: counts.get(k, 0) for k in FAIL_KINDS},
         "by_conn": by_conn, "haproxy_termination": tsc,
         "restarts": len(restarts),
+        # The machine's 1-minute load average at the start and the end: on a busy machine the
+        # checks, the restarts and the load generator all run late.
+        "load": [round(x, 1) for x in load],
         "restart_seconds": round(sum(restarts) / len(restarts), 2) if restarts else None,
     }
 
@@ -514,14 +519,14 @@ def table(results, args):
         return f"{100 * r['failures'] / r['requests']:.2f} %" if r["requests"] else "-"
     shown = [k for k in FAIL_KINDS if any(r["kinds"][k] for r in results)] or ["http503"]
     head = (["init", "app mode", "requests", "failed", "failed %"] + shown
-            + ["failed per restart", "HAProxy log of failures", "s per restart"])
+            + ["failed per restart", "HAProxy log of failures", "s per restart", "load avg"])
     rows = []
     for r in results:
         tsc = ", ".join(f"{k}: {v}" for k, v in sorted(r["haproxy_termination"].items())) or "-"
         rows.append([f"`{r['init']}`", r["mode"], str(r["requests"]), f"**{r['failures']}**",
                      pct(r)] + [str(r["kinds"][k]) for k in shown]
                     + [f"{r['failures'] / max(r['restarts'], 1):.1f}", tsc,
-                       str(r["restart_seconds"])])
+                       str(r["restart_seconds"]), "→".join(f"{x:g}" for x in r["load"])])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
