@@ -37,26 +37,15 @@ fn drainit_loses_no_request_while_haproxy_backends_restart_one_by_one() {
             .args(["--drainit", env!("CARGO_BIN_EXE_drainit")])
             .args(["--out", out.0.join("results").to_str().unwrap()])
             .args(["--inits", "drainit", "--modes", "graceful,default"])
-            // Two backends, one round: each restart costs the 3 s drain delay plus ~3 s until
+            // Two backends, one round: each restart costs the drain delay plus ~3 s until
             // HAProxy has the new instance UP (rise 2), and CI time counts.
-            .args([
-                "--backends",
-                "2",
-                "--rounds",
-                "1",
-                "--warmup",
-                "1",
-                "--tail",
-                "1",
-            ])
-            .args([
-                "--rate-keepalive",
-                "40",
-                "--rate-new",
-                "40",
-                "--pause",
-                "0.5",
-            ])
+            .args(["--backends", "2", "--rounds", "1"])
+            .args(["--warmup", "1", "--pause", "0.5", "--tail", "1"])
+            .args(["--rate-keepalive", "40", "--rate-new", "40"])
+            // The delay deploy/haproxy.cfg sizes for these checks (fall x inter + timeout check
+            // + longest request), and a timeout that a slow CI machine does not turn into
+            // failures: a late answer is not a lost request.
+            .args(["--drain-delay", "4s", "--timeout", "15"])
             .arg("--fail-on-loss")
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
