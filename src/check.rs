@@ -11,12 +11,11 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
-use nix::sys::socket::{
-    AddressFamily, SockFlag, SockType, SockaddrStorage, connect, getsockopt, socket, sockopt,
-};
+use nix::sys::socket::{SockaddrStorage, connect, getsockopt, sockopt};
 
 use crate::logging::Throttle;
 use crate::parse::CheckTarget;
+use crate::ready::tcp_socket;
 
 /// From the start of one check to the start of the next.
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -181,8 +180,8 @@ impl Probe {
             ),
         };
         let stream = match open(addr) {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) | Err(e) => return (None, Outcome::Fail(e.to_string())),
+            Ok(stream) => stream,
+            Err(e) => return (None, Outcome::Fail(e.desc().to_string())),
         };
         let mut probe = Probe {
             stream,
@@ -310,25 +309,14 @@ fn status_code(line: &str) -> Option<u16> {
     code.parse().ok()
 }
 
-/// A non-blocking, close-on-exec socket with a connect to `addr` started. The outer error is
-/// the socket's creation (out of descriptors), the inner one an immediate refusal.
-fn open(addr: SocketAddr) -> Result<Result<TcpStream, Errno>, Errno> {
-    let family = match addr {
-        SocketAddr::V4(_) => AddressFamily::Inet,
-        SocketAddr::V6(_) => AddressFamily::Inet6,
-    };
-    let fd = socket(
-        family,
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    Ok(
-        match connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
-            Ok(()) | Err(Errno::EINPROGRESS) => Ok(TcpStream::from(fd)),
-            Err(e) => Err(e),
-        },
-    )
+/// A non-blocking, close-on-exec socket with a connect to `addr` started (or, on loopback,
+/// maybe already done).
+fn open(addr: SocketAddr) -> Result<TcpStream, Errno> {
+    let fd = tcp_socket(addr)?;
+    match connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
+        Ok(()) | Err(Errno::EINPROGRESS) => Ok(TcpStream::from(fd)),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

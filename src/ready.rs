@@ -8,7 +8,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -58,16 +58,7 @@ impl Server {
     /// Bind `addr`: non-blocking, close-on-exec, SO_REUSEADDR (a restarted container must not be
     /// refused by connections of its predecessor still in TIME_WAIT). Called before the spawn.
     pub fn bind(addr: SocketAddr) -> io::Result<Server> {
-        let family = match addr {
-            SocketAddr::V4(_) => AddressFamily::Inet,
-            SocketAddr::V6(_) => AddressFamily::Inet6,
-        };
-        let fd = socket(
-            family,
-            SockType::Stream,
-            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-            None,
-        )?;
+        let fd = tcp_socket(addr)?;
         setsockopt(&fd, sockopt::ReuseAddr, &true)?;
         bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
         listen(&fd, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN))?;
@@ -444,6 +435,20 @@ impl Conn {
             _ => {}
         }
     }
+}
+
+/// A non-blocking, close-on-exec TCP socket of `addr`'s family (the check uses it too).
+pub fn tcp_socket(addr: SocketAddr) -> nix::Result<OwnedFd> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
 }
 
 fn is_transient(e: &io::Error) -> bool {
