@@ -128,8 +128,12 @@ pub fn spawn(command: &[OsString], single: bool) -> Result<Child, Fatal> {
 
 /// Is fd 0 our controlling terminal, with our group in its foreground? Only then does the child
 /// take the terminal over: `drainit ... &` from an interactive shell must not steal the shell's.
+/// A group outside our PID namespace reads as 0 from both calls (`unshare --pid --fork drainit`
+/// run from a shell): we could neither tell whose the foreground is nor hand it back on exit,
+/// so we leave it alone (Ctrl-C then reaches drainit's group, and drainit forwards it).
 fn in_terminal_foreground() -> bool {
-    nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|fg| fg == nix::unistd::getpgrp())
+    let ours = nix::unistd::getpgrp();
+    ours.as_raw() != 0 && nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|fg| fg == ours)
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> usize {

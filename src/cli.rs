@@ -34,32 +34,35 @@ use crate::parse::{self, CheckTarget, Rewrite, Sig};
 struct Args {
     /// Time between the first stop signal and forwarding it; /readyz is 503 meanwhile
     #[arg(short = 'd', long, env = "DRAINIT_DRAIN_DELAY", value_name = "DUR",
-          default_value = "0s", value_parser = parse::duration)]
+          default_value = "0s", value_parser = parse::duration, allow_hyphen_values = true)]
     drain_delay: Duration,
 
     /// After forwarding the stop signal, SIGKILL the child's process group when this runs out
     /// [default: never; the orchestrator's timeout applies]
     #[arg(short = 'g', long, env = "DRAINIT_GRACE_PERIOD", value_name = "DUR",
-          value_parser = parse::duration)]
+          value_parser = parse::duration, allow_hyphen_values = true)]
     grace_period: Option<Duration>,
 
     /// Serve /readyz and /livez on HOST:PORT, :PORT (all IPv4 interfaces) or [::]:PORT
-    #[arg(long, env = "DRAINIT_READY_ADDR", value_name = "ADDR", value_parser = parse::ready_addr)]
+    #[arg(long, env = "DRAINIT_READY_ADDR", value_name = "ADDR", value_parser = parse::ready_addr,
+          allow_hyphen_values = true)]
     ready_addr: Option<SocketAddr>,
 
     /// /readyz is 200 only while TARGET answers: tcp://HOST:PORT or http://HOST:PORT/PATH (2xx)
     #[arg(long, env = "DRAINIT_READY_CHECK", value_name = "TARGET",
-          value_parser = parse::check_target)]
+          value_parser = parse::check_target, allow_hyphen_values = true)]
     ready_check: Option<CheckTarget>,
 
     /// A signal that starts draining; repeatable [default: TERM]
     #[arg(long = "stop-signal", env = "DRAINIT_STOP_SIGNALS", value_name = "SIG",
-          action = ArgAction::Append, value_delimiter = ',', value_parser = parse::catchable_signal)]
+          action = ArgAction::Append, value_delimiter = ',', value_parser = parse::catchable_signal,
+          allow_hyphen_values = true)]
     stop_signals: Vec<Sig>,
 
     /// Forward TO instead of FROM; TO may be 0 or NONE to drop FROM; repeatable
     #[arg(short = 'r', long = "rewrite", env = "DRAINIT_REWRITE", value_name = "FROM:TO",
-          action = ArgAction::Append, value_delimiter = ',', value_parser = parse::rewrite)]
+          action = ArgAction::Append, value_delimiter = ',', value_parser = parse::rewrite,
+          allow_hyphen_values = true)]
     rewrites: Vec<Rewrite>,
 
     /// Forward signals to the child only, not to its process group
@@ -69,7 +72,8 @@ struct Args {
 
     /// Map the final exit status FROM (0-255, after 128+N folding) to TO; repeatable
     #[arg(long = "remap-exit", env = "DRAINIT_REMAP_EXIT", value_name = "FROM:TO",
-          action = ArgAction::Append, value_delimiter = ',', value_parser = parse::remap)]
+          action = ArgAction::Append, value_delimiter = ',', value_parser = parse::remap,
+          allow_hyphen_values = true)]
     remap_exit: Vec<(u8, u8)>,
 
     /// More log lines (-v debug, -vv trace); overrides DRAINIT_LOG
@@ -81,7 +85,10 @@ struct Args {
     quiet: bool,
 
     /// The command to run, and its arguments
-    #[arg(value_name = "COMMAND", required = true, num_args = 1.., allow_hyphen_values = true)]
+    // Not allow_hyphen_values: a misspelt option (`--grace 5s node`) must be a usage error, not
+    // a command named `--grace`. Options take values starting with '-' instead, so `-g -1`
+    // is a bad value of --grace-period; `--` runs a command whose name starts with '-'.
+    #[arg(value_name = "COMMAND", required = true, num_args = 1..)]
     command: Vec<OsString>,
 }
 
@@ -228,6 +235,18 @@ mod tests {
                 first.contains(opt) && first.contains(val),
                 "{args:?}: {first}"
             );
+        }
+    }
+
+    #[test]
+    fn an_unknown_option_is_a_usage_error_not_the_command() {
+        for args in [
+            &["--grace", "5s", "node"][..],
+            &["--no-such-option", "true"],
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains(args[0]), "{e}");
         }
     }
 

@@ -145,13 +145,18 @@ impl Drain {
         }
     }
 
-    /// The direct child was reaped.
-    pub fn on_child_exit(&mut self, now: Instant) -> Vec<Action> {
+    /// The direct child was reaped. `others_left`: waitpid still sees children (leftovers).
+    /// With none, there is no one to TERM or wait for: straight to `Done`.
+    pub fn on_child_exit(&mut self, now: Instant, others_left: bool) -> Vec<Action> {
         let mut actions = Vec::new();
         match self.phase {
             Phase::Leftovers { .. } | Phase::Done => return actions,
             Phase::Holding { sig, .. } => actions.push(Action::DropHeld { sig }),
             Phase::Running | Phase::Forwarded { .. } | Phase::Killed => {}
+        }
+        if !others_left {
+            self.phase = Phase::Done;
+            return actions;
         }
         self.phase = Phase::Leftovers {
             kill_at: now + self.leftover_wait,
@@ -301,7 +306,7 @@ mod tests {
         let mut d = drain(4, None);
         d.on_stop_signal(Sig::TERM, t);
         assert_eq!(
-            d.on_child_exit(t + S),
+            d.on_child_exit(t + S, true),
             vec![
                 Action::DropHeld { sig: Sig::TERM },
                 Action::TermLeftovers { wait: 5 * S }
@@ -318,7 +323,7 @@ mod tests {
         let t = Instant::now();
         let mut d = drain(0, Some(2));
         assert_eq!(
-            d.on_child_exit(t),
+            d.on_child_exit(t, true),
             vec![Action::TermLeftovers { wait: 5 * S }]
         );
         assert!(!d.child_running());
@@ -338,7 +343,7 @@ mod tests {
     fn a_stop_signal_during_the_leftover_wait_ends_it_at_once() {
         let t = Instant::now();
         let mut d = drain(0, None);
-        d.on_child_exit(t);
+        d.on_child_exit(t, true);
         assert_eq!(
             d.on_stop_signal(Sig::TERM, t + S),
             vec![Action::KillLeftovers {
@@ -358,10 +363,23 @@ mod tests {
             Phase::Running,
             "ECHILD before the child exits means nothing"
         );
-        d.on_child_exit(t);
+        d.on_child_exit(t, true);
         d.on_nothing_left();
         assert!(d.is_done());
         assert!(d.on_tick(t + 10 * S).is_empty());
+    }
+
+    #[test]
+    fn a_child_exit_with_nothing_else_left_is_done_at_once() {
+        let t = Instant::now();
+        let mut d = drain(4, None);
+        d.on_stop_signal(Sig::TERM, t);
+        assert_eq!(
+            d.on_child_exit(t + S, false),
+            vec![Action::DropHeld { sig: Sig::TERM }]
+        );
+        assert!(d.is_done());
+        assert_eq!(d.next_deadline(), None);
     }
 
     #[test]

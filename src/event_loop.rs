@@ -144,7 +144,7 @@ impl EventLoop {
             self.child.mark_reaped();
             self.ended = Some(ended);
             log_child_end(self.child.pid, ended);
-            let actions = self.drain.on_child_exit(now);
+            let actions = self.drain.on_child_exit(now, !reaped.none_left);
             self.perform(actions, now);
         }
         if reaped.none_left && self.child.is_reaped() {

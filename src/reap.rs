@@ -76,8 +76,46 @@ pub fn signal_leftovers(sig: Sig) -> bool {
     !pids.is_empty()
 }
 
-/// Every descendant of `root`, from /proc's parent links (proc(5), /proc/PID/stat field 4).
+/// Every descendant of `root`. Walks /proc/PID/task/TID/children (proc(5)) down from `root`,
+/// so the cost follows drainit's own tree, not the host's process count. Without that file
+/// (a kernel built without CONFIG_PROC_CHILDREN), falls back to every /proc/PID/stat's parent.
 fn descendants(root: u32) -> Vec<Pid> {
+    let root = Pid::try_from(root).unwrap_or(0);
+    match children_of(root) {
+        Some(first) => {
+            let mut found = Vec::new();
+            let mut frontier = first;
+            while let Some(pid) = frontier.pop() {
+                if !found.contains(&pid) {
+                    found.push(pid);
+                    frontier.extend(children_of(pid).unwrap_or_default());
+                }
+            }
+            found
+        }
+        None => descendants_by_scan(root),
+    }
+}
+
+/// The children of every thread of `pid`; `None` if the kernel does not list them.
+fn children_of(pid: Pid) -> Option<Vec<Pid>> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut kids = Vec::new();
+    let mut listed = false;
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            listed = true;
+            kids.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<Pid>().ok()),
+            );
+        }
+    }
+    listed.then_some(kids)
+}
+
+/// The slow path: parent links of every process on the host (/proc/PID/stat field 4).
+fn descendants_by_scan(root: Pid) -> Vec<Pid> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -89,7 +127,7 @@ fn descendants(root: u32) -> Vec<Pid> {
         })
         .collect();
     let mut found = Vec::new();
-    let mut frontier = vec![Pid::try_from(root).unwrap_or(0)];
+    let mut frontier = vec![root];
     while let Some(parent) = frontier.pop() {
         for (pid, _) in links.iter().filter(|(_, pp)| *pp == parent) {
             if !found.contains(pid) {

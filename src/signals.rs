@@ -7,10 +7,12 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use signal_hook::iterator::backend::SignalDelivery;
 use signal_hook::iterator::exfiltrator::SignalOnly;
 
 use crate::parse::Sig;
+use crate::sys;
 
 /// The signals drainit catches: all but KILL and STOP (impossible), the fault signals (about
 /// drainit itself: they keep their default action), and PIPE (drainit's own broken pipes are
@@ -39,12 +41,35 @@ pub struct Intake {
 impl Intake {
     /// Install handlers for every signal in `caught()`. Job-control signals are among them, so
     /// drainit itself is never stopped by TSTP/TTIN/TTOU: it forwards them instead.
+    ///
+    /// SEGV and BUS also get back their default action: Rust's runtime catches them to report
+    /// a stack overflow, and its handler returns from a SEGV or BUS sent by kill(2), so a
+    /// non-PID-1 drainit survived the first one (contract, point 2: the default action), and a
+    /// PID 1, which the kernel spares a signal it has no handler for, could die of SEGV and
+    /// BUS sent back to back (a forced SIGSEGV when the nested frames overflow the runtime's
+    /// alternate signal stack). A real fault still ends drainit, without the overflow message.
+    ///
+    /// Signals are blocked meanwhile: signal-hook installs each OS handler a moment before it
+    /// records where the signal goes, and one landing in between would be dropped, neither
+    /// collected nor given its default action. Blocked, it waits and is collected after.
     pub fn install() -> io::Result<Intake> {
+        for sig in [Signal::SIGSEGV, Signal::SIGBUS] {
+            sys::restore_default(sig)?;
+        }
         let (read, write) = UnixStream::pair()?;
         read.set_nonblocking(true)?;
         write.set_nonblocking(true)?;
-        let delivery = SignalDelivery::with_pipe(read, write, SignalOnly, caught())?;
-        Ok(Intake { delivery })
+        let mut old = SigSet::empty();
+        pthread_sigmask(
+            SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::all()),
+            Some(&mut old),
+        )?;
+        let delivery = SignalDelivery::with_pipe(read, write, SignalOnly, caught());
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+        Ok(Intake {
+            delivery: delivery?,
+        })
     }
 
     /// The descriptor to poll for readability.

@@ -1,4 +1,4 @@
-//! The only module with `unsafe`: the four things nix cannot say safely.
+//! The only module with `unsafe`: the five things nix cannot say safely.
 //!
 //! - `fork_exec`: fork, set up the child (own process group, terminal, clean signal state), exec.
 //!   `std::process::Command` clears the signal mask *before* its `pre_exec` hooks run, so a
@@ -8,6 +8,8 @@
 //! - `waitpid_any`: nix's `waitpid` reaps a child killed by a real-time signal and then returns
 //!   `EINVAL` (it cannot build its `Signal`), losing the status. We keep the raw status.
 //! - `close_raw`: inherited descriptors are known only by number (contract, point 1).
+//! - `restore_default`: nix's `signal` is unsafe because a handler could be any code; SIG_DFL
+//!   is none.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -20,6 +22,8 @@ pub type Pid = libc::pid_t;
 
 /// The highest signal number the child's dispositions are reset for (`_NSIG - 1`).
 const MAX_SIGNAL: libc::c_int = 64;
+/// The kernel's `sigset_t` size, which rt_sigaction(2) insists on: 64 signals, one bit each.
+const KERNEL_SIGSET_BYTES: libc::size_t = 8;
 
 /// Fork and exec `argv` (resolved through PATH) in its own process group. Returns the child's
 /// pid. If exec fails, the child writes its errno (4 bytes) to `err_pipe` and exits 127; the pipe
@@ -41,10 +45,11 @@ pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd, take_terminal: bool) -> R
 
     // SAFETY: drainit is single-threaded here, so the child is a full copy with no lock held by
     // another thread. Between fork and exec the child calls only async-signal-safe functions
-    // (signal-safety(7)): setpgid, getpid, tcsetpgrp, sigaction, sigemptyset, sigprocmask, execvp (a
-    // PATH search over execve; it uses no heap in glibc or musl), write, _exit. It touches only
-    // `ptrs`, `file` and `err_fd`, built before the fork. All signals are blocked on entry, so no
-    // handler of drainit's runs in the child; the mask is cleared as the very last step.
+    // (signal-safety(7)): setpgid, getpid, tcsetpgrp, syscall(rt_sigaction), sigemptyset,
+    // sigprocmask, execvp (a PATH search over execve; it uses no heap in glibc or musl), write,
+    // _exit. It touches only `ptrs`, `file`, `err_fd`, `take_terminal` and `dfl`, built before
+    // the fork or on the stack. All signals are blocked on entry, so no handler of drainit's
+    // runs in the child; the mask is cleared as the very last step.
     unsafe {
         let pid = libc::fork();
         if pid < 0 {
@@ -63,14 +68,21 @@ pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd, take_terminal: bool) -> R
         }
         // Clean signal state: every disposition back to default (handlers would be reset by exec
         // anyway, but SIG_IGN survives it, and Rust's runtime ignores SIGPIPE), then the mask.
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut dfl.sa_mask);
+        // The raw rt_sigaction, not libc's sigaction: glibc refuses the numbers it keeps for
+        // itself (32 and 33) with EINVAL, so an ignore drainit inherited there would reach the
+        // app. An all-zero kernel `struct sigaction` is SIG_DFL, no flags, an empty mask, in
+        // every architecture's field order.
+        let dfl = [0u64; 8];
         let mut sig = 1;
         while sig <= MAX_SIGNAL {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                // Fails (EINVAL) for the few numbers libc reserves; nothing to reset there.
-                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    dfl.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    KERNEL_SIGSET_BYTES,
+                );
             }
             sig += 1;
         }
@@ -83,6 +95,14 @@ pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd, take_terminal: bool) -> R
         libc::write(err_fd, bytes.as_ptr().cast(), bytes.len());
         libc::_exit(127)
     }
+}
+
+/// Give `sig` its default action in drainit itself (signal(2) with SIG_DFL).
+pub fn restore_default(sig: nix::sys::signal::Signal) -> Result<(), Errno> {
+    use nix::sys::signal::{SigHandler, signal};
+    // SAFETY: SIG_DFL runs no code of ours, so no handler can break async-signal-safety; the
+    // only code relying on the previous handler is what the caller means to switch off.
+    unsafe { signal(sig, SigHandler::SigDfl) }.map(drop)
 }
 
 /// kill(2) with a raw signal number: `pid > 0` a process, `pid < -1` the group `-pid`, `-1`

@@ -1,0 +1,253 @@
+//! Start-up (contract, point 1): the child starts with a clean signal state in its own process
+//! group; drainit keeps no inherited descriptor and moves to `/` (the child keeps both); closed
+//! stdio is survived; a signal sent at start-up is never lost; a descriptor limit of 16 works.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+use common::*;
+
+/// Shell set-up that starts drainit with signals ignored: ignored dispositions survive exec, so
+/// drainit inherits them and must not pass them on. bash ignores the ordinary ones; 32 and 33
+/// (which glibc keeps for itself and whose sigaction refuses) take a raw rt_sigaction, here
+/// from python3 through ctypes, which then execs the rest of the command line.
+fn ignoring_signals() -> String {
+    format!(
+        "trap '' HUP INT QUIT USR1 TERM PIPE 34 64\n\
+         exec python3 -c 'import ctypes, os, sys\n\
+         ign = (ctypes.c_uint64 * 8)(1)\n\
+         for s in (32, 33): ctypes.CDLL(None).syscall({}, s, ign, None, 8)\n\
+         os.execvp(sys.argv[1], sys.argv[1:])' \"$@\"",
+        libc::SYS_rt_sigaction
+    )
+}
+
+#[test]
+fn the_child_starts_with_nothing_blocked_and_nothing_ignored() {
+    // First, that the set-up does ignore what it says (without drainit in between).
+    let out = std::process::Command::new("bash")
+        .args([
+            "-c",
+            &ignoring_signals(),
+            "bash",
+            "cat",
+            "/proc/self/status",
+        ])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&out.stdout);
+    let ign = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap_or_else(|| panic!("no SigIgn in {status:?}"));
+    for sig in [libc::SIGHUP, libc::SIGTERM, 32, 33, 34, 64] {
+        assert!(has_signal(ign, sig), "the set-up did not ignore {sig}");
+    }
+    for pid1 in [true, false] {
+        for mode in MODES {
+            let f = drainit(mode)
+                .pid1(pid1)
+                .shell(&ignoring_signals())
+                .args(["cat", "/proc/self/status"])
+                .run();
+            assert_eq!(f.code, 0, "{}", f.stderr);
+            for key in ["SigBlk", "SigIgn", "SigCgt"] {
+                let line = f
+                    .stdout
+                    .lines()
+                    .find(|l| l.starts_with(key))
+                    .unwrap_or_else(|| panic!("no {key} in\n{}", f.stdout));
+                assert_eq!(
+                    line.split_whitespace().nth(1),
+                    Some("0000000000000000"),
+                    "pid1={pid1} mode={mode:?}: {line}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_child_leads_its_own_process_group() {
+    for pid1 in [true, false] {
+        for mode in MODES {
+            let mut d = drainit(mode)
+                .pid1(pid1)
+                .arg(example("print-signals"))
+                .start();
+            d.wait_stdout("ready");
+            let child = d.child();
+            let st = stat(child).unwrap();
+            assert_eq!(st.pgrp, child, "the child leads its own group");
+            assert_ne!(st.pgrp, stat(d.pid()).unwrap().pgrp);
+            d.send(libc::SIGTERM);
+            assert_eq!(d.wait_exit(), 0);
+        }
+    }
+}
+
+#[test]
+fn drainit_moves_to_root_and_closes_inherited_descriptors_which_the_child_keeps() {
+    let dir = TempDir::new("cwd");
+    let inherited = dir.path("inherited");
+    std::fs::write(&inherited, "x").unwrap();
+    for pid1 in [true, false] {
+        let mut d = drainit(Vec::<&str>::new())
+            .pid1(pid1)
+            .shell(&format!(
+                "cd {} && exec 7<inherited 9>>inherited 12<&7",
+                dir.0.display()
+            ))
+            .arg(example("print-signals"))
+            .start();
+        d.wait_stdout("ready");
+        let (pid, child) = (d.pid(), d.child());
+        // drainit does both right after the spawn, which a loaded machine may delay past the
+        // child's `ready`.
+        wait_until("drainit to close what it inherited", DEADLINE, || {
+            open_fds(pid).values().all(|p| *p != inherited)
+        });
+        wait_until("drainit to move to /", DEADLINE, || {
+            std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .is_ok_and(|c| c == std::path::Path::new("/"))
+        });
+        let theirs = open_fds(child);
+        for fd in [7, 9, 12] {
+            assert_eq!(
+                theirs.get(&fd),
+                Some(&inherited),
+                "the child lost fd {fd}: {theirs:?}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{child}/cwd")).unwrap(),
+            dir.0,
+            "the child starts where drainit was started"
+        );
+        d.send(libc::SIGTERM);
+        assert_eq!(d.wait_exit(), 0);
+    }
+}
+
+#[test]
+fn with_stdio_closed_drainit_still_runs_the_child_and_passes_its_status() {
+    for pid1 in [true, false] {
+        let f = drainit(Vec::<&str>::new())
+            .pid1(pid1)
+            .shell("exec 0<&- 1>&- 2>&-")
+            .arg(example("exit-with"))
+            .arg("3")
+            .run();
+        assert_eq!(f.code, 3, "pid1={pid1}");
+    }
+}
+
+#[test]
+fn with_stdio_closed_drainit_and_the_child_get_dev_null_on_0_1_2() {
+    let mut d = drainit(Vec::<&str>::new())
+        .pid1(false)
+        .shell("exec 0<&- 1>&- 2>&-")
+        .arg(example("print-signals"))
+        .start();
+    let child = d.child();
+    wait_catches(child, libc::SIGTERM);
+    for pid in [d.pid(), child] {
+        let fds = open_fds(pid);
+        for fd in 0..3 {
+            assert_eq!(
+                fds.get(&fd).map(|p| p.display().to_string()),
+                Some("/dev/null".into()),
+                "pid {pid} fd {fd}: {fds:?}"
+            );
+        }
+    }
+    d.send(libc::SIGTERM);
+    assert_eq!(d.wait_exit(), 0);
+}
+
+/// Start drainit, send SIGUSR1 the moment its intake is installed (before the child exists, or
+/// before the child has its handlers), and check the child saw it one way or the other.
+fn usr1_at_startup_is_delivered(pid1: bool) {
+    let mut d = drainit(["-v"])
+        .pid1(pid1)
+        .arg(example("print-signals"))
+        .start();
+    d.send(libc::SIGUSR1);
+    let end = std::time::Instant::now() + DEADLINE;
+    while !(d.stdout().contains("SIGUSR1") || d.has_exited()) {
+        if std::time::Instant::now() >= end {
+            let pid = d.pid();
+            let kids: Vec<String> = children(pid)
+                .into_iter()
+                .map(|c| {
+                    let sig = |k| status_field(c, k).unwrap_or_default();
+                    format!(
+                        "{:?} pnd {} blk {} cgt {}",
+                        stat(c),
+                        sig("SigPnd"),
+                        sig("SigBlk"),
+                        sig("SigCgt")
+                    )
+                })
+                .collect();
+            panic!(
+                "SIGUSR1 lost (pid1={pid1}): drainit {:?} pending {:?}, children {kids:?}\n\
+                 stdout: {}\nstderr: {}",
+                stat(pid),
+                status_field(pid, "ShdPnd"),
+                d.stdout(),
+                d.stderr()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    if d.has_exited() {
+        // It arrived before print-signals installed its handler: default action, death by it.
+        assert_eq!(d.wait_exit(), 128 + libc::SIGUSR1, "{}", d.stderr());
+    } else {
+        d.send(libc::SIGTERM);
+        assert_eq!(d.wait_exit(), 0);
+    }
+}
+
+#[test]
+fn a_signal_sent_right_at_startup_is_not_lost() {
+    for _ in 0..50 {
+        usr1_at_startup_is_delivered(true);
+    }
+    for _ in 0..20 {
+        usr1_at_startup_is_delivered(false);
+    }
+}
+
+/// drainit with `args`, started after the shell `setup`, still forwards a signal, drains and
+/// passes on the child's status; as PID 1 and not.
+fn works_after(setup: &str, args: &[&str]) {
+    for pid1 in [true, false] {
+        let mut d = drainit(args)
+            .pid1(pid1)
+            .shell(setup)
+            .arg(example("print-signals"))
+            .start();
+        d.wait_stdout("ready");
+        d.send_and_see(libc::SIGUSR1, "SIGUSR1");
+        d.send_and_see(libc::SIGTERM, "SIGTERM");
+        assert_eq!(d.wait_exit(), 0, "{setup}: pid1={pid1}\n{}", d.stderr());
+    }
+}
+
+#[test]
+fn a_broken_stderr_pipe_does_not_stop_drainit() {
+    // stderr is a pipe whose reader is gone: every log line fails with EPIPE.
+    works_after("exec 2> >(exec true)\nwait $!", &["-vv", "-d", "100ms"]);
+}
+
+#[test]
+fn a_descriptor_limit_of_16_is_enough() {
+    works_after("ulimit -n 16", &["-d", "100ms"]);
+}
