@@ -601,6 +601,23 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_and_all_interfaces_of_both_families_are_served() {
+        let any = Server::bind("[::]:0".parse().unwrap());
+        // Where IPv6 exists, `[::]` also takes IPv4 connections (bindv6only is 0 by default).
+        let Ok(mut s) = any else { return };
+        let port = s.local_addr().unwrap().port();
+        for host in ["[::1]", "127.0.0.1"] {
+            let Ok(mut c) = TcpStream::connect(format!("{host}:{port}")) else {
+                continue;
+            };
+            c.set_nonblocking(true).unwrap();
+            c.write_all(b"GET /livez HTTP/1.1\r\n\r\n").unwrap();
+            let text = response(&mut s, &mut c, READY, "ok");
+            assert!(text.starts_with("HTTP/1.1 200 "), "{host}: {text}");
+        }
+    }
+
+    #[test]
     fn a_busy_address_is_refused() {
         let (_s, addr) = server();
         assert!(Server::bind(addr).is_err());
