@@ -35,14 +35,17 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// kernel answer with a reset that destroys the response before the client has read it.
 const LINGER: Duration = Duration::from_secs(2);
 /// Connections accepted, and ready connections served, per turn: the event loop takes signals
-/// and reaps between turns, so a flood must not make a turn long.
-const ACCEPT_BATCH: usize = 32;
-const SERVE_BATCH: usize = 32;
-/// After a turn that left ready connections unserved, connections and listener are not polled
-/// for this long. A flood then costs drainit about a third of a core instead of all of it:
-/// the app keeps its CPU, and drainit, sleeping in poll part of the time, is scheduled at once
-/// when a signal comes (a process that never sleeps waits for its time slice). Probes are
-/// delayed by at most about a millisecond per 32 ready connections.
+/// and reaps between turns, so a flood must not make a turn long. A probe is one request on a
+/// fresh or kept-alive connection now and then; eight at once is already a crowd.
+const ACCEPT_BATCH: usize = 8;
+const SERVE_BATCH: usize = 8;
+/// After a turn that left work undone (more ready connections than `SERVE_BATCH`, or a full
+/// accept batch), connections and listener are not polled for this long. A flood then costs
+/// drainit a small share of a core instead of all of it: the app keeps its CPU, and drainit,
+/// asleep in poll most of the time, is scheduled at once when a signal comes (a process that
+/// never sleeps waits for its time slice: forwarding took ~1-4 ms instead of ~0.15 ms). The
+/// price: under a flood the server answers some thousands of requests a second, not tens of
+/// thousands (bench/readiness.sh).
 const REST: Duration = Duration::from_millis(1);
 /// How long the listener rests when accept fails and no connection can make room.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -197,6 +200,8 @@ impl Server {
                 }
             }
         }
+        // More may be waiting: a connect flood, rest like a full serving batch.
+        self.resting_until = Some(now + REST);
     }
 
     /// Take a new connection into the table, making room if it is full, and answer at once
