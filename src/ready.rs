@@ -2,9 +2,11 @@
 //! table of non-blocking connections, driven by the event loop's poll. What to answer is decided
 //! in http.rs; this file moves the bytes and enforces the bounds: at most 256 connections (a new
 //! one evicts the one idle longest, so probes get through a slowloris), 5 s to send a request
-//! head (else 408), 10 s idle (else closed). Running out of descriptors is survived: the idle
-//! longest connection makes room, or the listener rests for a moment. Nothing here blocks, and
-//! every failure is logged through a `Throttle` so floods cannot flood the log.
+//! head (else 408), 10 s idle (else closed). A turn serves a bounded batch and a flood makes the
+//! server rest between batches, so signals and reaping never wait on it. Running out of
+//! descriptors is survived: the idle longest connection makes room, or the listener rests for a
+//! moment. Nothing here blocks, and every failure is logged through a `Throttle` so floods
+//! cannot flood the log.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -32,8 +34,19 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// bytes the client is still sending (the rest of an oversized head, a body) do not make the
 /// kernel answer with a reset that destroys the response before the client has read it.
 const LINGER: Duration = Duration::from_secs(2);
-/// Connections accepted per turn: a flood of connects must leave time for signals and reaping.
-const ACCEPT_BATCH: usize = 32;
+/// Connections accepted, and ready connections served, per turn: the event loop takes signals
+/// and reaps between turns, so a flood must not make a turn long. A probe is one request on a
+/// fresh or kept-alive connection now and then; eight at once is already a crowd.
+const ACCEPT_BATCH: usize = 8;
+const SERVE_BATCH: usize = 8;
+/// After a turn that left work undone (more ready connections than `SERVE_BATCH`, or a full
+/// accept batch), connections and listener are not polled for this long. A flood then costs
+/// drainit a small share of a core instead of all of it: the app keeps its CPU, and drainit,
+/// asleep in poll most of the time, is scheduled at once when a signal comes (a process that
+/// never sleeps waits for its time slice: forwarding took ~1-4 ms instead of ~0.15 ms). The
+/// price: under a flood the server answers some thousands of requests a second, not tens of
+/// thousands (bench/readiness.sh).
+const REST: Duration = Duration::from_millis(1);
 /// How long the listener rests when accept fails and no connection can make room.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Room in the kernel's queue of connections not yet accepted.
@@ -49,6 +62,11 @@ pub struct Server {
     cap: usize,
     /// While set, the listener is not polled (accept failed with nothing to evict).
     paused_until: Option<Instant>,
+    /// After a turn with more ready connections than `SERVE_BATCH`, connections are not polled
+    /// until then.
+    resting_until: Option<Instant>,
+    /// Where the next turn starts serving ready connections (fairness under `SERVE_BATCH`).
+    next_ready: usize,
     accept_errors: Throttle,
     evictions: Throttle,
     evicted: u64,
@@ -67,6 +85,8 @@ impl Server {
             conns: Vec::new(),
             cap: MAX_CONNS,
             paused_until: None,
+            resting_until: None,
+            next_ready: 0,
             accept_errors: Throttle::new(LOG_WINDOW),
             evictions: Throttle::new(LOG_WINDOW),
             evicted: 0,
@@ -81,34 +101,46 @@ impl Server {
     /// Push the descriptors to poll, with their interests, onto `out`: the listener (unless it
     /// rests), then each connection in table order. `on_poll` relies on this layout.
     pub fn poll_fds<'a>(&'a self, out: &mut Vec<PollFd<'a>>) {
-        if self.paused_until.is_none() {
+        if self.polls_listener() {
             out.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
         }
+        let resting = self.resting_until.is_some();
         for c in &self.conns {
-            out.push(PollFd::new(c.stream.as_fd(), c.interest()));
+            // While resting, poll still reports errors and hang-ups (they are cheap to act on).
+            let interest = if resting {
+                PollFlags::empty()
+            } else {
+                c.interest()
+            };
+            out.push(PollFd::new(c.stream.as_fd(), interest));
         }
+    }
+
+    fn polls_listener(&self) -> bool {
+        self.paused_until.is_none() && self.resting_until.is_none()
     }
 
     /// Act on what poll reported for the descriptors `poll_fds` pushed (same order, same
     /// count), and on deadlines due at `now`. Never blocks.
     pub fn on_poll(&mut self, revents: &[PollFlags], health: Health, now: Instant) {
-        let (listener, conns) = match self.paused_until {
-            None => revents
+        let (listener, conns) = if self.polls_listener() {
+            revents
                 .split_first()
-                .map_or((PollFlags::empty(), revents), |(l, c)| (*l, c)),
-            Some(_) => (PollFlags::empty(), revents),
+                .map_or((PollFlags::empty(), revents), |(l, c)| (*l, c))
+        } else {
+            (PollFlags::empty(), revents)
         };
-        let conn_events = conns
-            .iter()
-            .copied()
-            .chain(std::iter::repeat(PollFlags::empty()));
-        for (c, ev) in self.conns.iter_mut().zip(conn_events) {
-            if !ev.is_empty() {
-                c.advance(ev, health, now);
-            }
+        if self.resting_until.is_some_and(|t| now >= t) {
+            self.resting_until = None;
+        }
+        self.serve_ready(conns, health, now);
+        for c in &mut self.conns {
             c.expire(now);
         }
         self.conns.retain(|c| c.state != State::Done);
+        if self.next_ready >= self.conns.len() {
+            self.next_ready = 0;
+        }
         if self.paused_until.is_some_and(|t| now >= t) {
             // Back on the next turn's poll; nothing to accept before poll has said so.
             self.paused_until = None;
@@ -123,7 +155,32 @@ impl Server {
             .iter()
             .map(Conn::deadline)
             .chain(self.paused_until)
+            .chain(self.resting_until)
             .min()
+    }
+
+    /// Move the bytes of at most `SERVE_BATCH` of the connections poll found ready, starting
+    /// where the last turn stopped (the rest are still ready at the next poll, which comes
+    /// right after the signals have been taken).
+    fn serve_ready(&mut self, revents: &[PollFlags], health: Health, now: Instant) {
+        let n = self.conns.len();
+        let mut served = 0;
+        for k in 0..n {
+            let i = (self.next_ready + k) % n;
+            let ev = revents.get(i).copied().unwrap_or(PollFlags::empty());
+            if ev.is_empty() {
+                continue;
+            }
+            if served == SERVE_BATCH {
+                self.next_ready = i;
+                self.resting_until = Some(now + REST);
+                return;
+            }
+            if let Some(c) = self.conns.get_mut(i) {
+                c.advance(ev, health, now);
+            }
+            served += 1;
+        }
     }
 
     fn accept_batch(&mut self, health: Health, now: Instant) {
@@ -143,6 +200,8 @@ impl Server {
                 }
             }
         }
+        // More may be waiting: a connect flood, rest like a full serving batch.
+        self.resting_until = Some(now + REST);
     }
 
     /// Take a new connection into the table, making room if it is full, and answer at once
@@ -547,6 +606,23 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_and_all_interfaces_of_both_families_are_served() {
+        let any = Server::bind("[::]:0".parse().unwrap());
+        // Where IPv6 exists, `[::]` also takes IPv4 connections (bindv6only is 0 by default).
+        let Ok(mut s) = any else { return };
+        let port = s.local_addr().unwrap().port();
+        for host in ["[::1]", "127.0.0.1"] {
+            let Ok(mut c) = TcpStream::connect(format!("{host}:{port}")) else {
+                continue;
+            };
+            c.set_nonblocking(true).unwrap();
+            c.write_all(b"GET /livez HTTP/1.1\r\n\r\n").unwrap();
+            let text = response(&mut s, &mut c, READY, "ok");
+            assert!(text.starts_with("HTTP/1.1 200 "), "{host}: {text}");
+        }
+    }
+
+    #[test]
     fn a_busy_address_is_refused() {
         let (_s, addr) = server();
         assert!(Server::bind(addr).is_err());
@@ -638,6 +714,44 @@ mod tests {
         assert!(!is_closed(&mut clients[0]));
         let closed = clients.iter_mut().map(is_closed).filter(|c| *c).count();
         assert_eq!(closed, 1);
+    }
+
+    #[test]
+    fn more_ready_connections_than_a_turn_serves_are_all_answered() {
+        let (mut s, addr) = server();
+        let mut clients: Vec<TcpStream> = (0..3 * SERVE_BATCH).map(|_| client(addr)).collect();
+        turn_until(&mut s, READY, |s| s.conns.len() == clients.len());
+        for c in &mut clients {
+            c.write_all(b"GET /readyz HTTP/1.1\r\n\r\n").unwrap();
+        }
+        let mut answered = vec![false; clients.len()];
+        turn_until(&mut s, READY, |_| {
+            for (c, done) in clients.iter_mut().zip(answered.iter_mut()) {
+                *done |= read_some(c).is_some_and(|b| !b.is_empty());
+            }
+            answered.iter().all(|d| *d)
+        });
+    }
+
+    #[test]
+    fn a_turn_with_more_ready_connections_than_a_batch_rests_the_server_briefly() {
+        let (mut s, addr) = server();
+        let mut clients: Vec<TcpStream> = (0..2 * SERVE_BATCH).map(|_| client(addr)).collect();
+        turn_until(&mut s, READY, |s| s.conns.len() == clients.len());
+        for c in &mut clients {
+            c.write_all(b"GET /readyz HTTP/1.1\r\n\r\n").unwrap();
+        }
+        turn_until(&mut s, READY, |s| s.resting_until.is_some());
+        let until = s.resting_until.unwrap();
+        assert!(s.next_deadline().unwrap() <= until);
+        // While resting, neither the listener nor a connection is polled for input.
+        let mut fds = Vec::new();
+        s.poll_fds(&mut fds);
+        assert_eq!(fds.len(), clients.len());
+        assert!(fds.iter().all(|f| f.events().is_empty()));
+        drop(fds);
+        s.on_poll(&vec![PollFlags::empty(); clients.len()], READY, until);
+        assert!(s.resting_until.is_none());
     }
 
     #[test]

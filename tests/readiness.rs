@@ -10,169 +10,47 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-
-/// The failure bound of every wait: only a broken drainit should reach it.
-const DEADLINE: Duration = Duration::from_secs(30);
+use common::{DEADLINE, Drainit, TempDir, drainit};
 
 // ---------------------------------------------------------------------------------------------
-// Harness: drainit as PID 1, a scratch directory, a free port.
+// Harness (tests/common) plus: marker files, a free port, the apps.
 
-/// drainit running as PID 1 of its own PID namespace under `unshare`.
-struct Init {
-    unshare: Child,
-    /// drainit's pid as seen from here (the host namespace).
-    pid: i32,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Init {
-    /// `unshare --pid --fork --mount-proc drainit ARGS...`; `args` includes the command.
-    fn start(args: &[&str]) -> Init {
-        Init::start_with_limit(args, None)
-    }
-
-    /// Start with RLIMIT_NOFILE lowered to `nofile` (soft and hard) when given.
-    fn start_with_limit(args: &[&str], nofile: Option<u32>) -> Init {
-        let mut cmd = match nofile {
-            Some(n) => {
-                let mut c = Command::new("sh");
-                c.args(["-c", &format!("ulimit -n {n} && exec \"$@\""), "sh"]);
-                c.arg("unshare");
-                c
-            }
-            None => Command::new("unshare"),
-        };
-        cmd.args(["--pid", "--fork", "--mount-proc"])
-            .arg(env!("CARGO_BIN_EXE_drainit"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut unshare = cmd.spawn().expect("unshare");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = unshare.stderr.take().unwrap();
-        let sink = Arc::clone(&stderr);
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        let upid = unshare.id();
-        let mut pid = 0;
-        // drainit may also be gone already (a start-up failure): then there is no pid to find.
-        wait_until("drainit to start under unshare", || {
-            let children = std::fs::read_to_string(format!("/proc/{upid}/task/{upid}/children"))
-                .unwrap_or_default();
-            pid = children
-                .split_whitespace()
-                .next()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
-            pid != 0 || unshare.try_wait().unwrap().is_some()
-        });
-        Init {
-            unshare,
-            pid,
-            stderr,
-        }
-    }
-
-    fn signal(&self, sig: Signal) {
-        assert_ne!(self.pid, 0, "drainit is not running");
-        kill(Pid::from_raw(self.pid), sig).unwrap();
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn wait_stderr(&self, needle: &str) {
-        wait_until(&format!("{needle:?} on drainit's stderr"), || {
-            self.stderr().contains(needle)
-        });
-    }
-
-    /// The exit code of drainit (unshare passes it on).
-    fn wait_exit(&mut self) -> i32 {
-        let mut code = None;
-        wait_until("drainit to exit", || {
-            code = self
-                .unshare
-                .try_wait()
-                .unwrap()
-                .map(|s| s.code().unwrap_or(-1));
-            code.is_some()
-        });
-        code.unwrap()
-    }
-
-    fn running(&mut self) -> bool {
-        self.unshare.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Init {
-    fn drop(&mut self) {
-        if self.pid != 0 && self.running() {
-            // PID 1 killed: the kernel kills the rest of the namespace.
-            let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
-            let _ = self.unshare.wait();
-        }
-        if thread::panicking() {
-            eprintln!("drainit's stderr:\n{}", self.stderr());
-        }
-    }
-}
-
-/// A scratch directory for an app's marker files, removed on drop.
-struct Scratch(PathBuf);
+/// A scratch directory for an app's marker files.
+struct Scratch(TempDir);
 
 impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("drainit-readiness-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
+    fn new(tag: &str) -> Scratch {
+        Scratch(TempDir::new(&format!("readiness-{tag}")))
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
+    fn dir(&self) -> String {
+        self.0.0.to_str().unwrap().to_string()
     }
 
     fn s(&self, name: &str) -> String {
-        self.path(name).to_str().unwrap().to_string()
+        self.0.path(name).to_str().unwrap().to_string()
     }
 
     fn has(&self, name: &str) -> bool {
-        self.path(name).exists()
+        self.0.path(name).exists()
     }
 
     fn touch(&self, name: &str) {
-        std::fs::write(self.path(name), b"").unwrap();
+        std::fs::write(self.0.path(name), b"").unwrap();
     }
 
     fn remove(&self, name: &str) {
-        std::fs::remove_file(self.path(name)).unwrap();
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        std::fs::remove_file(self.0.path(name)).unwrap();
     }
 }
 
@@ -186,12 +64,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        thread::sleep(Duration::from_millis(20));
-    }
+fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    common::wait_until(what, DEADLINE, cond);
 }
 
 /// An app that marks `started`, and on SIGTERM (or USR1) marks `got-term` (`got-usr1`) and
@@ -209,18 +83,18 @@ fn app(dir: &Scratch) -> Vec<String> {
 
 /// drainit serving on a free port with `extra` options, running `app`; returns once /livez
 /// answers.
-fn serve(extra: &[&str], dir: &Scratch) -> (Init, SocketAddr) {
+fn serve(extra: &[&str], dir: &Scratch) -> (Drainit, SocketAddr) {
     serve_command(extra, &app(dir))
 }
 
-fn serve_command(extra: &[&str], command: &[String]) -> (Init, SocketAddr) {
+fn serve_command(extra: &[&str], command: &[String]) -> (Drainit, SocketAddr) {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let ready_addr = addr.to_string();
     let mut args: Vec<&str> = vec!["--ready-addr", &ready_addr];
     args.extend_from_slice(extra);
     args.push("--");
     args.extend(command.iter().map(String::as_str));
-    let init = Init::start(&args);
+    let init = drainit(args).start();
     wait_until("/livez to answer", || curl(addr, &["/livez"]).0 == 200);
     (init, addr)
 }
@@ -334,14 +208,14 @@ fn the_first_probe_after_sigterm_answers_503_while_the_app_keeps_running() {
     let (mut d, addr) = serve(&["--drain-delay", "60s"], &dir);
     wait_until("the app to start", || dir.has("started"));
     assert_eq!(curl(addr, &["/readyz"]).0, 200);
-    d.signal(Signal::SIGTERM);
+    d.send(libc::SIGTERM);
     assert_eq!(curl(addr, &["/readyz"]), (503, "draining".to_string()));
     // The app has not been told yet, and /livez still says it is alive.
     assert!(!dir.has("got-term"));
     assert_eq!(curl(addr, &["/livez"]), (200, "ok".to_string()));
     assert_eq!(curl(addr, &["-I", "/readyz"]).0, 503);
     // A second SIGTERM cuts the delay short: now the app gets it and drainit exits with it.
-    d.signal(Signal::SIGTERM);
+    d.send(libc::SIGTERM);
     wait_until("the app to get SIGTERM", || dir.has("got-term"));
     assert_eq!(d.wait_exit(), 42);
 }
@@ -446,7 +320,7 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     .unwrap();
     let codes: Vec<u16> = (0..3).map(|_| status_of(&read_response(&mut s))).collect();
     assert_eq!(codes, [200, 404, 200]);
-    d.signal(Signal::SIGTERM);
+    d.send(libc::SIGTERM);
     d.wait_stderr("/readyz now answers 503");
     s.write_all(b"GET /readyz HTTP/1.1\r\n\r\n").unwrap();
     let r = read_response(&mut s);
@@ -481,7 +355,7 @@ fn an_invalid_ready_addr_exits_2_without_starting_the_app() {
         "no-such-host.invalid:80",
     ] {
         let marker = dir.s("started");
-        let mut d = Init::start(&["--ready-addr", bad, "--", "touch", &marker]);
+        let mut d = drainit(["--ready-addr", bad, "--", "touch", &marker]).start();
         assert_eq!(d.wait_exit(), 2, "--ready-addr {bad}");
         let first = d.stderr().lines().next().unwrap_or_default().to_string();
         assert!(first.contains("--ready-addr"), "{bad}: {first}");
@@ -495,7 +369,7 @@ fn a_busy_ready_addr_exits_1_without_starting_the_app() {
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
     let marker = dir.s("started");
-    let mut d = Init::start(&["--ready-addr", &addr, "--", "touch", &marker]);
+    let mut d = drainit(["--ready-addr", &addr, "--", "touch", &marker]).start();
     assert_eq!(d.wait_exit(), 1);
     assert!(d.stderr().contains(&addr), "{}", d.stderr());
     assert!(!dir.has("started"), "the app ran");
@@ -524,7 +398,10 @@ fn three_hundred_connections_leave_probes_and_signals_working(nofile: Option<u32
     let mut args = vec!["--ready-addr", ready_addr.as_str(), "--"];
     let command = app(&dir);
     args.extend(command.iter().map(String::as_str));
-    let mut d = Init::start_with_limit(&args, nofile);
+    let mut d = match nofile {
+        Some(n) => drainit(args).shell(&format!("ulimit -n {n}")).start(),
+        None => drainit(args).start(),
+    };
     wait_until("/livez to answer", || curl(addr, &["/livez"]).0 == 200);
     wait_until("the app to start", || dir.has("started"));
     let conns = flood(addr, 300);
@@ -534,11 +411,14 @@ fn three_hundred_connections_leave_probes_and_signals_working(nofile: Option<u32
         curl(addr, &["/readyz"]) == (200, "ok".to_string())
     });
     // Signals are forwarded as ever, and drainit exits with the app's status.
-    d.signal(Signal::SIGUSR1);
+    d.send(libc::SIGUSR1);
     wait_until("the app to get SIGUSR1", || dir.has("got-usr1"));
-    d.signal(Signal::SIGTERM);
+    d.send(libc::SIGTERM);
     wait_until("the app to get SIGTERM", || dir.has("got-term"));
     assert_eq!(d.wait_exit(), 42);
+    // Evictions and accept failures are summarised, not logged one by one.
+    let server_lines = d.stderr().matches("readiness server").count();
+    assert!(server_lines <= 6, "{server_lines} lines:\n{}", d.stderr());
     drop(conns);
 }
 
@@ -608,7 +488,7 @@ fn a_slow_client_blocks_neither_other_probes_nor_signals() {
     for _ in 0..5 {
         assert_eq!(curl(addr, &["/readyz"]).0, 200);
     }
-    d.signal(Signal::SIGUSR1);
+    d.send(libc::SIGUSR1);
     wait_until("the app to get SIGUSR1", || dir.has("got-usr1"));
     assert!(
         !done.load(Ordering::SeqCst),
@@ -676,10 +556,10 @@ fn a_tcp_ready_check_follows_the_app_listening_and_draining_wins() {
     dir.touch("listen");
     wait_until("/readyz to turn 200 again", || ready(addr).0 == 200);
     // Draining wins over a passing check, at once.
-    d.signal(Signal::SIGTERM);
+    d.send(libc::SIGTERM);
     assert_eq!(ready(addr), (503, "draining".to_string()));
     assert_eq!(curl(addr, &["/livez"]).0, 200);
-    assert!(d.running());
+    assert!(!d.has_exited());
     // The second change came within 10 s of the first one's log line: it is logged late, not
     // lost.
     d.wait_stderr("passes again");
@@ -696,7 +576,7 @@ fn an_http_ready_check_follows_the_apps_answer_and_draining_wins() {
         "while [ ! -e {go} ]; do sleep 0.05; done; \
          exec python3 -m http.server --bind 127.0.0.1 --directory {dir} {port}",
         go = dir.s("go"),
-        dir = dir.0.display(),
+        dir = dir.dir(),
     );
     let command = vec!["sh".to_string(), "-c".to_string(), script];
     let (mut d, addr) = serve_command(
@@ -717,7 +597,7 @@ fn an_http_ready_check_follows_the_apps_answer_and_draining_wins() {
     });
     dir.touch("healthy");
     wait_until("/readyz to turn 200 again", || ready(addr).0 == 200);
-    d.signal(Signal::SIGTERM);
+    d.send(libc::SIGTERM);
     assert_eq!(ready(addr), (503, "draining".to_string()));
-    assert!(d.running());
+    assert!(!d.has_exited());
 }
