@@ -155,8 +155,17 @@ impl EventLoop {
     /// Advance the check, then answer probes with the health as of this turn: the signals were
     /// taken first, so a probe that arrived with SIGTERM already sees 503.
     fn serve(&mut self, polled: &Polled, now: Instant) {
+        // Draining always wins over the check, so once it starts the check has nothing left to
+        // say: stop it (no connects to an app that is shutting down, no log lines about it).
+        if self.drain.draining() {
+            self.checker = None;
+        }
         if let Some(c) = &mut self.checker {
             c.on_poll(&polled.check, now);
+        }
+        // A stop signal that landed since take_signals must flip /readyz before these answers.
+        if polled.server.iter().any(|f| !f.is_empty()) {
+            self.take_signals(now);
         }
         let health = self.health();
         if let Some(s) = &mut self.server {

@@ -555,14 +555,14 @@ fn a_tcp_ready_check_follows_the_app_listening_and_draining_wins() {
     });
     dir.touch("listen");
     wait_until("/readyz to turn 200 again", || ready(addr).0 == 200);
-    // Draining wins over a passing check, at once.
+    // The second change came within 10 s of the first one's log line: it is logged late, not
+    // lost.
+    d.wait_stderr("passes again");
+    // Draining wins over a passing check, at once, and the check stops: nothing more to say.
     d.send(libc::SIGTERM);
     assert_eq!(ready(addr), (503, "draining".to_string()));
     assert_eq!(curl(addr, &["/livez"]).0, 200);
     assert!(!d.has_exited());
-    // The second change came within 10 s of the first one's log line: it is logged late, not
-    // lost.
-    d.wait_stderr("passes again");
 }
 
 #[test]
