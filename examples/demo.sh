@@ -26,7 +26,7 @@ probe() {
 }
 
 app='trap "echo \"app:  got SIGTERM, finishing up\"; sleep 0.3; echo \"app:  bye\"; exit 0" TERM
-echo "app:  serving"; while :; do sleep 0.1; done'
+echo "app:  serving"; while :; do sleep 0.1 & wait $!; done'
 
 launcher=()
 if [ "$(id -u)" = 0 ] && unshare --pid --fork --mount-proc true 2>/dev/null; then
