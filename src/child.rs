@@ -21,6 +21,8 @@ pub struct Child {
     pub pid: Pid,
     single: bool,
     reaped: bool,
+    /// The child's group was made the terminal's foreground group.
+    took_terminal: bool,
 }
 
 impl Child {
@@ -48,6 +50,21 @@ impl Child {
 
     pub fn is_reaped(&self) -> bool {
         self.reaped
+    }
+
+    /// Give the terminal's foreground back to drainit's own group, as a shell does when a job
+    /// ends; otherwise whoever ran drainit is left in the background of its own terminal.
+    /// SIGTTOU is blocked around the call, as tcsetpgrp(3) from a background group requires.
+    pub fn release_terminal(&self) {
+        if !self.took_terminal {
+            return;
+        }
+        let ttou = SigSet::from(nix::sys::signal::Signal::SIGTTOU);
+        let mut old = SigSet::empty();
+        if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old)).is_ok() {
+            let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpgrp());
+            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+        }
     }
 }
 
@@ -78,7 +95,8 @@ pub fn spawn(command: &[OsString], single: bool) -> Result<Child, Fatal> {
         Some(&mut old),
     )
     .map_err(|e| Fatal::other(format!("cannot block signals: {e}")))?;
-    let forked = sys::fork_exec(&argv, &err_write.into());
+    let take_terminal = in_terminal_foreground();
+    let forked = sys::fork_exec(&argv, &err_write.into(), take_terminal);
     if let Ok(pid) = forked {
         // Also from the parent, so the group exists before we first signal it (the race every
         // shell closes this way). EACCES after the child's exec is harmless.
@@ -99,12 +117,19 @@ pub fn spawn(command: &[OsString], single: bool) -> Result<Child, Fatal> {
             pid,
             single,
             reaped: false,
+            took_terminal: take_terminal,
         });
     }
     let errno = Errno::from_raw(i32::from_ne_bytes(buf));
     // The child has exited (127); reap it now so no zombie stays behind.
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     Err(exec_failure(&name, errno))
+}
+
+/// Is fd 0 our controlling terminal, with our group in its foreground? Only then does the child
+/// take the terminal over: `drainit ... &` from an interactive shell must not steal the shell's.
+fn in_terminal_foreground() -> bool {
+    nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|fg| fg == nix::unistd::getpgrp())
 }
 
 fn read_full(r: &mut impl Read, buf: &mut [u8]) -> usize {

@@ -84,6 +84,7 @@ impl Drain {
         }
     }
 
+    #[cfg(test)]
     pub fn phase(&self) -> Phase {
         self.phase
     }

@@ -78,6 +78,7 @@ impl EventLoop {
             self.tick(now);
         }
         self.final_reap();
+        self.child.release_terminal();
         self.exit_status()
     }
 

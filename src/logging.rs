@@ -18,8 +18,32 @@ pub fn init(filter: &str) {
                 record.args()
             )
         })
-        .target(env_logger::Target::Stderr)
+        .target(env_logger::Target::Pipe(Box::new(Stderr)))
         .try_init();
+}
+
+/// stderr with SIGTTOU blocked around each write. Once the child owns the terminal, drainit is
+/// a background group; with `stty tostop`, a write would raise SIGTTOU, and because drainit
+/// catches it (to forward it) with SA_RESTART, the write would restart and raise it again, for
+/// ever. A blocked SIGTTOU lets the write through instead (tty_check_change in the kernel).
+struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+        let ttou = SigSet::from(Signal::SIGTTOU);
+        let mut old = SigSet::empty();
+        let blocked = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old)).is_ok();
+        let result = std::io::stderr().write(buf);
+        if blocked {
+            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+        }
+        result
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Is `filter` an env_logger filter we can honour? Each comma-separated part is a level, a
@@ -49,24 +73,17 @@ pub fn valid_filter(filter: &str) -> bool {
 /// `4s`, `1.5s`, `500ms`, `2m30s`: durations as a user typed them.
 pub fn human(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms == 0 {
-        "0s".to_string()
-    } else if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms % 1000 != 0 || ms < 60_000 {
-        let s = d.as_secs_f64();
-        if ms % 1000 == 0 {
-            format!("{}s", ms / 1000)
-        } else {
-            format!("{s:.3}").trim_end_matches('0').to_string() + "s"
+    match ms {
+        0 => "0s".to_string(),
+        1..=999 => format!("{ms}ms"),
+        _ if ms < 60_000 || !ms.is_multiple_of(1000) => {
+            let secs = format!("{:.3}", d.as_secs_f64());
+            format!("{}s", secs.trim_end_matches('0').trim_end_matches('.'))
         }
-    } else {
-        let (m, s) = (ms / 60_000, (ms % 60_000) / 1000);
-        if s == 0 {
-            format!("{m}m")
-        } else {
-            format!("{m}m{s}s")
-        }
+        _ => match (ms / 60_000, ms % 60_000 / 1000) {
+            (m, 0) => format!("{m}m"),
+            (m, s) => format!("{m}m{s}s"),
+        },
     }
 }
 

@@ -58,9 +58,12 @@ const NAMES: &[(&str, i32)] = &[
 ];
 
 impl Sig {
+    #[cfg(test)]
     pub const HUP: Sig = Sig(1);
+    #[cfg(test)]
     pub const INT: Sig = Sig(2);
     pub const KILL: Sig = Sig(9);
+    #[cfg(test)]
     pub const USR1: Sig = Sig(10);
     pub const TERM: Sig = Sig(15);
     pub const CHLD: Sig = Sig(17);

@@ -26,8 +26,9 @@ const MAX_SIGNAL: libc::c_int = 64;
 /// is close-on-exec, so reading EOF from it means the exec succeeded.
 ///
 /// The caller must have blocked all signals (so the child starts with them blocked), must be
-/// single-threaded, and must pass a non-empty `argv`.
-pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd) -> Result<Pid, Errno> {
+/// single-threaded, and must pass a non-empty `argv`. With `take_terminal`, the child's group
+/// becomes the foreground group of the terminal on fd 0.
+pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd, take_terminal: bool) -> Result<Pid, Errno> {
     // Everything the child needs is built here, before fork: after it, the child may only make
     // async-signal-safe calls (signal-safety(7)), and allocating is not one of them.
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
@@ -40,7 +41,7 @@ pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd) -> Result<Pid, Errno> {
 
     // SAFETY: drainit is single-threaded here, so the child is a full copy with no lock held by
     // another thread. Between fork and exec the child calls only async-signal-safe functions
-    // (signal-safety(7)): setpgid, tcsetpgrp, sigaction, sigemptyset, sigprocmask, execvp (a
+    // (signal-safety(7)): setpgid, getpid, tcsetpgrp, sigaction, sigemptyset, sigprocmask, execvp (a
     // PATH search over execve; it uses no heap in glibc or musl), write, _exit. It touches only
     // `ptrs`, `file` and `err_fd`, built before the fork. All signals are blocked on entry, so no
     // handler of drainit's runs in the child; the mask is cleared as the very last step.
@@ -54,10 +55,12 @@ pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd) -> Result<Pid, Errno> {
         }
         // Child. Own process group, so drainit can signal the app and all it starts as one.
         libc::setpgid(0, 0);
-        // Take the terminal's foreground if stdin is our controlling terminal (`docker run -it`),
-        // so Ctrl-C and Ctrl-Z reach the app. Fails with ENOTTY otherwise, which is fine.
-        // SIGTTOU is blocked, so a background caller is allowed to do this (tcsetpgrp(3)).
-        libc::tcsetpgrp(0, libc::getpid());
+        // Take the terminal's foreground (`docker run -it`), so Ctrl-C and Ctrl-Z reach the app.
+        // Done in the child, before exec, so the app never runs in the background (tini does the
+        // same). SIGTTOU is blocked, so a background group may do this (tcsetpgrp(3)).
+        if take_terminal {
+            libc::tcsetpgrp(0, libc::getpid());
+        }
         // Clean signal state: every disposition back to default (handlers would be reset by exec
         // anyway, but SIG_IGN survives it, and Rust's runtime ignores SIGPIPE), then the mask.
         let mut dfl: libc::sigaction = std::mem::zeroed();
