@@ -26,8 +26,16 @@ fn heavy() -> MutexGuard<'static, ()> {
     HEAVY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// drainit's whole log, once it is all read: the test's reader thread may still be behind when
+/// drainit has exited, so wait for the last line drainit writes.
+fn final_log(d: &Drainit) -> String {
+    d.wait_stderr("exiting with status");
+    d.stderr()
+}
+
 /// Fails if drainit logged a warning or an error: none of these loads is a reason for one.
 fn assert_no_warnings(d: &Drainit) {
+    final_log(d);
     let bad: Vec<String> = d
         .stderr_lines()
         .into_iter()
@@ -154,10 +162,10 @@ fn exits_with_the_childs_status_when_it_exits_in_a_burst_of_10000_orphan_exits()
         released.elapsed() < Duration::from_secs(45),
         "drainit waited for processes that were gone"
     );
+    let log = final_log(&d);
     assert!(
-        !d.stderr().contains("sent SIGKILL"),
-        "drainit had to SIGKILL leftovers:\n{}",
-        d.stderr()
+        !log.contains("sent SIGKILL"),
+        "drainit had to SIGKILL leftovers:\n{log}"
     );
     assert_no_warnings(&d);
 }
@@ -212,10 +220,10 @@ fn reaps_a_fork_bomb_stopped_by_the_process_limit_and_exits_with_its_status() {
     // The bomb's children are left behind: drainit SIGTERMs them (they die of it), reaps them
     // all and exits with the bomb's status, long before its 5 s leftover wait would end.
     assert_eq!(d.wait_exit(), 3);
-    assert!(d.stderr().contains("sent SIGTERM to the processes left"));
+    let log = final_log(&d);
+    assert!(log.contains("sent SIGTERM to the processes left"), "{log}");
     assert!(
-        !d.stderr().contains("sent SIGKILL"),
-        "drainit had to SIGKILL leftovers:\n{}",
-        d.stderr()
+        !log.contains("sent SIGKILL"),
+        "drainit had to SIGKILL leftovers:\n{log}"
     );
 }
