@@ -13,6 +13,7 @@ mod drain;
 mod error;
 mod event_loop;
 mod fds;
+mod http;
 mod logging;
 mod parse;
 mod ready;
