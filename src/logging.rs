@@ -1,6 +1,7 @@
 //! Log lines on stderr (never stdout: that is the app's), one per step, as
 //! `drainit: LEVEL: message`. Write errors are ignored by env_logger, and SIGPIPE is ignored, so
-//! a closed or broken stderr never stops drainit. `Throttle` keeps floods from flooding the log:
+//! a closed or broken stderr never stops drainit; a stderr that is not writable (a log reader
+//! that stopped reading) costs lines, never a blocked event loop. `Throttle` keeps floods from flooding the log:
 //! the first report of a kind goes out, repeats within the window are counted and summarised.
 
 use std::io::Write;
@@ -26,10 +27,58 @@ pub fn init(filter: &str) {
 /// a background group; with `stty tostop`, a write would raise SIGTTOU, and because drainit
 /// catches it (to forward it) with SA_RESTART, the write would restart and raise it again, for
 /// ever. A blocked SIGTTOU lets the write through instead (tty_check_change in the kernel).
+///
+/// And only when stderr can take it: a pipe whose reader stopped reading fills up, and a blocking
+/// write would park PID 1 (no forwarding, no reaping, no drain) until the reader wakes. stderr is
+/// shared with the child, so it cannot be made non-blocking; instead each line is written only if
+/// poll(2) says stderr is writable now, else dropped and counted, and the count is logged with
+/// the next line that gets through. (The child, writing to the same pipe, can fill it between
+/// our poll and our write; that window is two system calls wide. A line longer than PIPE_BUF
+/// can still be cut short.)
 struct Stderr;
+
+/// Lines dropped because stderr was not writable, not reported yet.
+static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Can stderr take a write now without blocking? An error (fd 2 closed: drainit reopens it as
+/// /dev/null at start, but the app may share and close it) counts as yes: the write then fails
+/// quickly on its own.
+fn stderr_writable() -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stderr = std::io::stderr();
+    let mut fds = [PollFd::new(stderr.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(0) => false,
+        Ok(_) | Err(_) => true,
+    }
+}
 
 impl Write for Stderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::sync::atomic::Ordering;
+        if !stderr_writable() {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+            // Claim it written: the line is dropped whole, not retried in pieces.
+            return Ok(buf.len());
+        }
+        let dropped = DROPPED.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            let note =
+                format!("drainit: warn: {dropped} log lines dropped: stderr was not writable\n");
+            let _ = self.write_unblocked(note.as_bytes());
+        }
+        self.write_unblocked(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl Stderr {
+    /// One write to stderr with SIGTTOU blocked (see the type's doc).
+    fn write_unblocked(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
         let ttou = SigSet::from(Signal::SIGTTOU);
         let mut old = SigSet::empty();
@@ -39,10 +88,6 @@ impl Write for Stderr {
             let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
         }
         result
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::stderr().flush()
     }
 }
 

@@ -162,11 +162,10 @@ pub fn signal(s: &str) -> Result<Sig, String> {
         } else {
             off.parse().map_err(|_| HINT.to_string())?
         };
-        let n = base + sign * k;
-        if (RTMIN..=RTMAX).contains(&n) {
-            Ok(Sig(n))
-        } else {
-            Err(format!("outside RTMIN..RTMAX ({RTMIN}..{RTMAX}); {HINT}"))
+        // Checked: `RTMIN+2147483647` must be a usage error, not an overflow panic.
+        match k.checked_mul(sign).and_then(|d| base.checked_add(d)) {
+            Some(n) if (RTMIN..=RTMAX).contains(&n) => Ok(Sig(n)),
+            _ => Err(format!("outside RTMIN..RTMAX ({RTMIN}..{RTMAX}); {HINT}")),
         }
     };
     if let Some(off) = name.strip_prefix("RTMIN") {
@@ -370,7 +369,19 @@ mod tests {
     #[test]
     fn signals_reject_unknown_names_and_numbers_out_of_range() {
         for bad in [
-            "", "0", "65", "-1", "FOO", "SIG", "RTMIN+31", "RTMIN-1", "RTMAX+1", "RTMINx",
+            "",
+            "0",
+            "65",
+            "-1",
+            "FOO",
+            "SIG",
+            "RTMIN+31",
+            "RTMIN-1",
+            "RTMAX+1",
+            "RTMINx",
+            "RTMIN+2147483647",
+            "RTMAX--2147483648",
+            "RTMAX-2147483647",
         ] {
             assert!(signal(bad).is_err(), "{bad:?} should be rejected");
         }

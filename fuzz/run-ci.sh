@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Fuzz smoke step for CI: build every cargo-fuzz target of drainit and run each for a short,
+# bounded time (FUZZ_SECONDS, default 20) from the committed seed corpus and dictionary. Exits
+# non-zero when a target fails to build or libFuzzer reports a crash (a panic, an assertion on a
+# property, or a sanitizer error); the crashing input is left in fuzz/artifacts/<target>/.
+# New inputs go to a scratch directory, so the committed corpus stays small.
+# Needs the nightly toolchain (libFuzzer's sanitizer flags are nightly-only) and cargo-fuzz; it
+# installs cargo-fuzz from crates.io when missing. A machine without nightly cannot fuzz at all:
+# then it says so and exits 0, unless FUZZ_REQUIRED=1.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+seconds="${FUZZ_SECONDS:-20}"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "fuzz: SKIPPED: no nightly toolchain on this machine (rustup toolchain list)"
+    [[ "${FUZZ_REQUIRED:-0}" == 1 ]] && exit 1
+    exit 0
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "fuzz: installing cargo-fuzz"
+    cargo install cargo-fuzz --locked --quiet
+fi
+
+cargo +nightly fuzz build
+status=0
+for target in $(cargo +nightly fuzz list); do
+    mkdir -p "$scratch/$target" "fuzz/corpus/$target"
+    dict=()
+    if [[ -f "fuzz/dict/$target.dict" ]]; then
+        dict=("-dict=fuzz/dict/$target.dict")
+    fi
+    # http's inputs must reach past the 8 KiB head limit, over libFuzzer's default of 4 KiB.
+    if [[ "$target" == http ]]; then
+        dict+=("-max_len=20000")
+    fi
+    echo "fuzz: $target for ${seconds}s"
+    if ! cargo +nightly fuzz run "$target" "$scratch/$target" "fuzz/corpus/$target" -- \
+        "${dict[@]}" -max_total_time="$seconds" -print_final_stats=1 >"$scratch/$target.log" 2>&1; then
+        echo "fuzz: $target FAILED; its last lines:"
+        tail -n 40 "$scratch/$target.log"
+        status=1
+    else
+        grep -E '^stat::number_of_executed_units' "$scratch/$target.log" | sed "s/^/fuzz: $target /" || true
+    fi
+done
+exit "$status"
