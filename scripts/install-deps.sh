@@ -20,6 +20,7 @@ want unshare util-linux
 want setpriv util-linux
 want script bsdutils
 want python3 python3
+want file file
 want node nodejs
 want npm npm
 

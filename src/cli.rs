@@ -14,6 +14,7 @@ use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 use crate::config::Config;
 use crate::logging;
 use crate::parse::{self, CheckTarget, Rewrite, Sig};
+use crate::signals;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -55,13 +56,13 @@ struct Args {
 
     /// A signal that starts draining; repeatable [default: TERM]
     #[arg(long = "stop-signal", env = "DRAINIT_STOP_SIGNALS", value_name = "SIG",
-          action = ArgAction::Append, value_delimiter = ',', value_parser = parse::catchable_signal,
+          action = ArgAction::Append, value_delimiter = ',', value_parser = stop_signal,
           allow_hyphen_values = true)]
     stop_signals: Vec<Sig>,
 
     /// Forward TO instead of FROM; TO may be 0 or NONE to drop FROM; repeatable
     #[arg(short = 'r', long = "rewrite", env = "DRAINIT_REWRITE", value_name = "FROM:TO",
-          action = ArgAction::Append, value_delimiter = ',', value_parser = parse::rewrite,
+          action = ArgAction::Append, value_delimiter = ',', value_parser = rewrite,
           allow_hyphen_values = true)]
     rewrites: Vec<Rewrite>,
 
@@ -106,8 +107,11 @@ fn parse_from(
     log_env: Option<String>,
 ) -> Result<Config, clap::Error> {
     let mut cmd = Args::command();
-    let matches = cmd.try_get_matches_from_mut(argv)?;
+    let matches = cmd
+        .try_get_matches_from_mut(argv)
+        .map_err(|e| name_the_env_var(&mut cmd, e))?;
     let args = Args::from_arg_matches(&matches)?;
+
     let log_filter = match (args.verbose, args.quiet, log_env) {
         (0, true, _) => "warn".to_string(),
         (1, _, _) => "debug".to_string(),
@@ -142,6 +146,72 @@ fn parse_from(
         remap_exit: args.remap_exit,
         log_filter,
     })
+}
+
+/// clap names the option even when the bad value came from its environment variable; a user
+/// who only set `DRAINIT_DRAIN_DELAY` should read that name too.
+fn name_the_env_var(cmd: &mut clap::Command, e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return e;
+    }
+    let (Some(ContextValue::String(arg)), Some(ContextValue::String(value))) = (
+        e.get(ContextKind::InvalidArg),
+        e.get(ContextKind::InvalidValue),
+    ) else {
+        return e;
+    };
+    let long = arg
+        .split([' ', '='])
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches('-');
+    let Some(env) = cmd
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .and_then(|a| a.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+    else {
+        return e;
+    };
+    let from_env =
+        std::env::var(&env).is_ok_and(|v| v == *value || v.split(',').any(|p| p == value));
+    if !from_env {
+        return e;
+    }
+    let reason = std::error::Error::source(&e)
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    cmd.error(
+        ErrorKind::ValueValidation,
+        format!("invalid value '{value}' for '{arg}' (set by {env}){reason}"),
+    )
+}
+
+/// `parse::catchable_signal`, minus the real-time signals the C library keeps for itself: they
+/// cannot be caught, so they can start no drain. Which ones depends on the libc drainit was
+/// built with (glibc: 32-33, musl: 32-34), so this check lives here and parse.rs stays pure.
+fn stop_signal(s: &str) -> Result<Sig, String> {
+    let sig = parse::catchable_signal(s)?;
+    if signals::reserved().contains(&sig.0) {
+        return Err(format!(
+            "signal {} is reserved by the C library this drainit was built with and cannot be \
+             caught; use {} or above",
+            sig.0,
+            Sig(libc::SIGRTMIN())
+        ));
+    }
+    Ok(sig)
+}
+
+/// `parse::rewrite`, with FROM checked as `stop_signal` checks it.
+fn rewrite(s: &str) -> Result<Rewrite, String> {
+    let r = parse::rewrite(s)?;
+    stop_signal(&r.from.0.to_string()).map_err(|e| format!("FROM: {e}"))?;
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -248,6 +318,20 @@ mod tests {
             assert_eq!(e.exit_code(), 2, "{args:?}");
             assert!(e.to_string().contains(args[0]), "{e}");
         }
+    }
+
+    #[test]
+    fn signals_reserved_by_the_c_library_cannot_start_a_drain_or_be_rewritten() {
+        for args in [
+            &["--stop-signal", "32", "true"][..],
+            &["-r", "33:TERM", "true"][..],
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains("reserved by the C library"), "{e}");
+        }
+        let first_free = Sig(libc::SIGRTMIN()).to_string();
+        assert!(parse(&["--stop-signal", &first_free, "true"]).is_ok());
     }
 
     #[test]

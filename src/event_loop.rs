@@ -242,7 +242,13 @@ impl EventLoop {
     /// Forward `sig` after `--rewrite`, to the group or (with -c) the child.
     fn forward(&mut self, sig: Sig, why: Why, now: Instant) {
         let Some(out) = self.config.rewrite(sig) else {
-            log::info!("{sig} dropped (--rewrite {sig}:NONE)");
+            // Per-signal lines stay at debug, so a storm of dropped signals cannot flood the log;
+            // the drain's own step is worth an info line.
+            if why == Why::PassOn {
+                log::debug!("{sig} dropped (--rewrite {sig}:NONE)");
+            } else {
+                log::info!("{sig} dropped (--rewrite {sig}:NONE): nothing forwarded");
+            }
             return;
         };
         let what = if out == sig {

@@ -91,8 +91,10 @@ impl Stderr {
     }
 }
 
-/// Is `filter` an env_logger filter we can honour? Each comma-separated part is a level, a
-/// module path, or `path=level` (an optional `/regex` tail is not supported).
+/// Is `filter` an env_logger filter that says something about drainit's own lines? Each
+/// comma-separated part is a level, or `drainit[::module]` with an optional `=level`. Any other
+/// bare word would read as a module name to env_logger and silence drainit altogether
+/// (`DRAINIT_LOG=warning` must not hide the warnings), so it is refused.
 pub fn valid_filter(filter: &str) -> bool {
     let is_level = |s: &str| {
         matches!(
@@ -100,18 +102,22 @@ pub fn valid_filter(filter: &str) -> bool {
             "off" | "error" | "warn" | "info" | "debug" | "trace"
         )
     };
-    let is_path = |s: &str| {
-        !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    let is_ours = |s: &str| {
+        s == "drainit"
+            || s.strip_prefix("drainit::").is_some_and(|rest| {
+                !rest.is_empty()
+                    && rest
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+            })
     };
     !filter.trim().is_empty()
         && filter
             .split(',')
             .map(str::trim)
             .all(|part| match part.split_once('=') {
-                Some((path, level)) => is_path(path) && is_level(level),
-                None => is_level(part) || is_path(part),
+                Some((path, level)) => is_ours(path) && is_level(level),
+                None => is_level(part) || is_ours(part),
             })
 }
 

@@ -79,6 +79,8 @@ fn bind_server(config: &Config) -> Result<Option<Server>, Fatal> {
     };
     let server = Server::bind(addr)
         .map_err(|e| Fatal::other(format!("cannot listen on --ready-addr {addr}: {e}")))?;
-    log::debug!("serving /readyz and /livez on {addr}");
+    // The real address: a port of 0 was picked by the kernel, `[::]` may have fallen back.
+    let bound = server.local_addr().map_or(addr, |a| a);
+    log::info!("serving /readyz and /livez on {bound}");
     Ok(Some(server))
 }

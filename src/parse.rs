@@ -5,7 +5,7 @@
 //! `check_target`, which resolve a host name once, at start, as the contract asks.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 /// A signal number. Not `nix::sys::signal::Signal`: that enum cannot hold real-time signals,
@@ -66,6 +66,7 @@ impl Sig {
     #[cfg(test)]
     pub const USR1: Sig = Sig(10);
     pub const TERM: Sig = Sig(15);
+    pub const PIPE: Sig = Sig(13);
     pub const CHLD: Sig = Sig(17);
     pub const STOP: Sig = Sig(19);
 
@@ -186,7 +187,9 @@ pub fn signal(s: &str) -> Result<Sig, String> {
 }
 
 /// A signal drainit can catch and act on: not KILL or STOP (they cannot be caught), not a fault
-/// signal (about drainit itself), not CHLD (it drives reaping).
+/// signal (about drainit itself), not CHLD (it drives reaping), not PIPE (drainit ignores it).
+/// The real-time numbers the C library reserves are checked in `cli.rs`: they depend on the
+/// libc drainit was built with, and this module stays pure.
 pub fn catchable_signal(s: &str) -> Result<Sig, String> {
     let sig = signal(s)?;
     if sig.is_uncatchable() {
@@ -199,6 +202,8 @@ pub fn catchable_signal(s: &str) -> Result<Sig, String> {
         ))
     } else if sig == Sig::CHLD {
         Err("SIGCHLD drives reaping and is never forwarded".to_string())
+    } else if sig == Sig::PIPE {
+        Err("SIGPIPE is ignored by drainit (its own broken pipes) and never forwarded".to_string())
     } else {
         Ok(sig)
     }
@@ -218,8 +223,7 @@ pub fn rewrite(s: &str) -> Result<Rewrite, String> {
         .ok_or_else(|| "expected FROM:TO, e.g. TERM:QUIT or WINCH:NONE".to_string())?;
     let from = catchable_signal(from).map_err(|e| format!("FROM: {e}"))?;
     let to = match to.trim() {
-        "0" => None,
-        t if t.eq_ignore_ascii_case("none") => None,
+        t if t.parse::<u64>() == Ok(0) || t.eq_ignore_ascii_case("none") => None,
         t => Some(signal(t).map_err(|e| format!("TO: {e}"))?),
     };
     Ok(Rewrite { from, to })
@@ -238,13 +242,13 @@ pub fn remap(s: &str) -> Result<(u8, u8), String> {
     Ok((status(from, "FROM")?, status(to, "TO")?))
 }
 
-/// `HOST:PORT`, `:PORT` (all IPv4 interfaces), `[::]:PORT` or `[IPv6]:PORT`. A name is resolved
-/// once, here; the first address wins.
+/// `HOST:PORT`, `:PORT` (all interfaces: `[::]`, which the server opens to IPv4 too), `[::]:PORT`
+/// or `[IPv6]:PORT`. A name is resolved once, here; the first address wins.
 pub fn ready_addr(s: &str) -> Result<SocketAddr, String> {
     let t = s.trim();
     if let Some(port) = t.strip_prefix(':') {
         let port = port_number(port)?;
-        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port));
+        return Ok(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port));
     }
     host_port(t)
 }
@@ -424,6 +428,7 @@ mod tests {
             })
         );
         assert_eq!(rewrite("USR1:0").map(|r| r.to), Ok(None));
+        assert_eq!(rewrite("USR1:00").map(|r| r.to), Ok(None));
         assert_eq!(rewrite("TSTP:STOP").map(|r| r.to), Ok(Some(Sig::STOP)));
         for bad in [
             "TERM",
@@ -448,7 +453,7 @@ mod tests {
 
     #[test]
     fn ready_addresses_take_host_port_bare_port_and_ipv6() {
-        assert_eq!(ready_addr(":8086"), Ok("0.0.0.0:8086".parse().unwrap()));
+        assert_eq!(ready_addr(":8086"), Ok("[::]:8086".parse().unwrap()));
         assert_eq!(
             ready_addr("127.0.0.1:9"),
             Ok("127.0.0.1:9".parse().unwrap())

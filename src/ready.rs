@@ -9,7 +9,7 @@
 //! cannot flood the log.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -72,16 +72,43 @@ pub struct Server {
     evicted: u64,
 }
 
+/// A non-blocking, close-on-exec listener on exactly `addr`.
+fn listen_on(addr: SocketAddr) -> io::Result<TcpListener> {
+    let fd = tcp_socket(addr)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &false)?;
+    }
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    listen(&fd, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN))?;
+    Ok(TcpListener::from(fd))
+}
+
 impl Server {
     /// Bind `addr`: non-blocking, close-on-exec, SO_REUSEADDR (a restarted container must not be
     /// refused by connections of its predecessor still in TIME_WAIT). Called before the spawn.
+    ///
+    /// `[::]` (what `:PORT` means) listens on IPv6 and IPv4 alike (IPV6_V6ONLY off, whatever
+    /// the host's `bindv6only` default); on a kernel or pod with IPv6 switched off it falls back
+    /// to `0.0.0.0`, so "all interfaces" works everywhere.
     pub fn bind(addr: SocketAddr) -> io::Result<Server> {
-        let fd = tcp_socket(addr)?;
-        setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-        bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
-        listen(&fd, Backlog::new(BACKLOG).unwrap_or(Backlog::MAXCONN))?;
+        let listener = match listen_on(addr) {
+            Err(e)
+                if addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+                    ) =>
+            {
+                listen_on(SocketAddr::new(
+                    IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    addr.port(),
+                ))?
+            }
+            other => other?,
+        };
         Ok(Server {
-            listener: TcpListener::from(fd),
+            listener,
             conns: Vec::new(),
             cap: MAX_CONNS,
             paused_until: None,
@@ -93,7 +120,6 @@ impl Server {
         })
     }
 
-    #[cfg(test)]
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }

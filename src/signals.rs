@@ -28,6 +28,13 @@ pub fn caught() -> Vec<libc::c_int> {
         .collect()
 }
 
+/// The real-time signals this C library keeps for itself (glibc: 32-33, musl: 32-34): drainit
+/// cannot catch them, so they can be neither stop signals nor `--rewrite` sources here. (They
+/// can still be sent: `--rewrite USR1:34` works.)
+pub fn reserved() -> std::ops::Range<libc::c_int> {
+    32..libc::SIGRTMIN()
+}
+
 /// Is `sig` passed on to the child at all (before stop-signal handling and `--rewrite`)?
 pub fn is_forwarded(sig: Sig) -> bool {
     sig != Sig::CHLD && sig.0 != libc::SIGPIPE && !sig.is_fault() && !sig.is_uncatchable()
@@ -66,6 +73,12 @@ impl Intake {
             Some(&mut old),
         )?;
         let delivery = SignalDelivery::with_pipe(read, write, SignalOnly, caught());
+        // A reserved real-time signal sent to a drainit that is not PID 1 must not kill it.
+        for sig in reserved() {
+            if let Err(e) = sys::ignore_reserved(sig) {
+                log::debug!("cannot ignore reserved signal {sig}: {e}");
+            }
+        }
         pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
         Ok(Intake {
             delivery: delivery?,

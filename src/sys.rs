@@ -10,6 +10,8 @@
 //! - `close_raw`: inherited descriptors are known only by number (contract, point 1).
 //! - `restore_default`: nix's `signal` is unsafe because a handler could be any code; SIG_DFL
 //!   is none.
+//! - `ignore_reserved`: the C library refuses to set any disposition for the real-time signals
+//!   it keeps for itself, so only the raw syscall can stop one of them from killing drainit.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -103,6 +105,40 @@ pub fn restore_default(sig: nix::sys::signal::Signal) -> Result<(), Errno> {
     // SAFETY: SIG_DFL runs no code of ours, so no handler can break async-signal-safety; the
     // only code relying on the previous handler is what the caller means to switch off.
     unsafe { signal(sig, SigHandler::SigDfl) }.map(drop)
+}
+
+/// Ignore `sig`, one of the real-time signals the C library keeps for itself (glibc: 32-33,
+/// musl: 32-34). drainit cannot catch them (libc's sigaction says EINVAL), and their default
+/// action would terminate a drainit that is not PID 1, orphaning the app. drainit is
+/// single-threaded and never calls what the C library uses them for (thread cancellation,
+/// set*id broadcasts to other threads). The child gets them back at default (`fork_exec`).
+pub fn ignore_reserved(sig: libc::c_int) -> Result<(), Errno> {
+    // The kernel's struct sigaction starts with the handler on x86_64 and aarch64 (not on
+    // every architecture: MIPS puts the flags first); SIG_IGN needs no flags and no restorer.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        let mut ign = [0u64; 8];
+        if let Some(handler) = ign.first_mut() {
+            *handler = libc::SIG_IGN as u64;
+        }
+        // SAFETY: rt_sigaction reads the 4-word kernel struct from `ign` (64 bytes, enough) and
+        // writes nothing (null old action); SIG_IGN runs no code of ours.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                ign.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                KERNEL_SIGSET_BYTES,
+            )
+        };
+        Errno::result(rc).map(drop)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = sig;
+        Ok(())
+    }
 }
 
 /// kill(2) with a raw signal number: `pid > 0` a process, `pid < -1` the group `-pid`, `-1`

@@ -75,6 +75,11 @@ const BAD: &[(&str, &str, &str)] = &[
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "KILL"),
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "STOP"),
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "NOPE"),
+    // Never caught, so it could never start a drain.
+    ("--stop-signal", "DRAINIT_STOP_SIGNALS", "PIPE"),
+    // Reserved by the C library (glibc: 32-33, musl: 32-34): cannot be caught either.
+    ("--stop-signal", "DRAINIT_STOP_SIGNALS", "32"),
+    ("--rewrite", "DRAINIT_REWRITE", "33:TERM"),
     ("--rewrite", "DRAINIT_REWRITE", "TERM"),
     ("--rewrite", "DRAINIT_REWRITE", "KILL:TERM"),
     ("--remap-exit", "DRAINIT_REMAP_EXIT", "300:0"),
@@ -103,10 +108,15 @@ fn a_bad_option_value_exits_2_naming_option_and_value() {
 }
 
 #[test]
-fn a_bad_env_value_exits_2_naming_option_or_variable_and_value() {
+fn a_bad_env_value_exits_2_naming_option_variable_and_value() {
     for (opt, env, value) in BAD {
         let f = run(&["true"], &[(env, value)]);
-        assert_usage_error(&f, &[opt, env], value, &format!("{env}={value}"));
+        assert_usage_error(&f, &[opt], value, &format!("{env}={value}"));
+        assert!(
+            f.first_stderr_line().contains(env),
+            "{env}={value}: the first line does not name the variable: {}",
+            f.first_stderr_line()
+        );
     }
     for (env, value, names) in [
         (
@@ -119,6 +129,8 @@ fn a_bad_env_value_exits_2_naming_option_or_variable_and_value() {
             "drainit=loud",
             &["DRAINIT_LOG", "DRAINIT_LOG"],
         ),
+        // A bare word env_logger would read as a module name, silencing drainit altogether.
+        ("DRAINIT_LOG", "warning", &["DRAINIT_LOG", "DRAINIT_LOG"]),
     ] {
         let f = run(&["true"], &[(env, value)]);
         assert_usage_error(&f, names, value, &format!("{env}={value}"));

@@ -207,6 +207,23 @@ fn a_child_exiting_during_the_drain_delay_ends_drainit_at_once_without_the_held_
 }
 
 #[test]
+fn a_reserved_real_time_signal_does_not_kill_a_drainit_that_is_not_pid1() {
+    // 32 is kept by the C library (glibc and musl alike): drainit cannot catch it, and its
+    // default action would end a non-PID-1 drainit and orphan the app. It is ignored instead.
+    let mut d = drainit::<_, &str>([])
+        .pid1(false)
+        .arg(example("print-signals"))
+        .args(["--exit-on", "TERM:7"])
+        .start();
+    d.wait_stdout("ready");
+    d.send_raw(32);
+    d.send_and_see(libc::SIGUSR1, "SIGUSR1");
+    assert!(!d.has_exited(), "signal 32 ended drainit");
+    d.send(libc::SIGTERM);
+    assert_eq!(d.wait_exit(), 7, "the child's own status, passed on");
+}
+
+#[test]
 fn runs_as_an_unprivileged_user_as_pid1_of_a_user_namespace() {
     // nobody, no capabilities outside; root only inside its own user namespace.
     let mut d = drainit::<_, &str>([])

@@ -272,11 +272,14 @@ fn a_request_head_over_8_kib_gets_431_and_the_connection_is_closed() {
     s.write_all(&[b'a'; 20_000]).unwrap();
     let text = read_to_close(&mut s);
     assert!(text.starts_with("HTTP/1.1 431 "), "{text}");
-    // Many small headers are fine up to the limit, then 431 too.
-    let many: Vec<String> = (0..40).map(|i| format!("X-{i}: v")).collect();
-    let mut args: Vec<&str> = many.iter().flat_map(|h| ["-H", h.as_str()]).collect();
-    args.push("/readyz");
-    assert_eq!(curl(addr, &args).0, 431);
+    // Many small headers are fine up to the limit (100 fields), then 431 too.
+    let headers = |n: usize| -> Vec<String> { (0..n).map(|i| format!("X-{i}: v")).collect() };
+    for (n, code) in [(40, 200), (120, 431)] {
+        let many = headers(n);
+        let mut args: Vec<&str> = many.iter().flat_map(|h| ["-H", h.as_str()]).collect();
+        args.push("/readyz");
+        assert_eq!(curl(addr, &args).0, code, "{n} header fields");
+    }
     assert_eq!(curl(addr, &["/readyz"]).0, 200);
 }
 
@@ -600,4 +603,19 @@ fn an_http_ready_check_follows_the_apps_answer_and_draining_wins() {
     d.send(libc::SIGTERM);
     assert_eq!(ready(addr), (503, "draining".to_string()));
     assert!(!d.has_exited());
+}
+
+#[test]
+fn a_bare_port_listens_on_all_interfaces_ipv4_and_ipv6_alike() {
+    let dir = Scratch::new("bare-port");
+    let port = free_port();
+    let bare = format!(":{port}");
+    let mut args = vec!["--ready-addr", bare.as_str(), "--"];
+    let command = app(&dir);
+    args.extend(command.iter().map(String::as_str));
+    let _d = drainit(args).start();
+    let v4: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let v6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    wait_until("/readyz to answer on 127.0.0.1", || ready(v4).0 == 200);
+    assert_eq!(ready(v6), (200, "ok".to_string()), "the same port on ::1");
 }

@@ -15,7 +15,7 @@
     clippy::indexing_slicing
 )]
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use libfuzzer_sys::fuzz_target;
 
@@ -50,7 +50,7 @@ fn ready_addr(s: &str) {
         if let Some(port) = t.strip_prefix(':') {
             assert_eq!(
                 addr,
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port.parse().unwrap())
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port.parse().unwrap())
             );
         }
     }

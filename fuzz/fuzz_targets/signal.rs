@@ -1,7 +1,7 @@
 //! Fuzzes the signal parsers behind `--stop-signal`, `--rewrite` and their env vars:
 //! `parse::signal`, `parse::catchable_signal`, `parse::rewrite`. Properties: never panics; a
 //! parsed signal is always 1..=64; its printed name (as logged), if it has one, parses back to the same number;
-//! case does not matter; a catchable signal is never KILL, STOP, CHLD or a fault signal; a rewrite's
+//! case does not matter; a catchable signal is never KILL, STOP, CHLD, PIPE or a fault signal; a rewrite's
 //! FROM is catchable and its TO, if any, is a valid signal.
 #![no_main]
 #![allow(
@@ -49,14 +49,14 @@ fuzz_target!(|data: &[u8]| {
         Ok(c) => {
             assert_eq!(sig, Ok(c), "{s:?}");
             assert!(
-                !c.is_uncatchable() && !c.is_fault() && c != Sig::CHLD,
+                !c.is_uncatchable() && !c.is_fault() && c != Sig::CHLD && c != Sig::PIPE,
                 "{s:?} -> {c:?} accepted as catchable"
             );
         }
         Err(_) => {
             if let Ok(sig) = sig {
                 assert!(
-                    sig.is_uncatchable() || sig.is_fault() || sig == Sig::CHLD,
+                    sig.is_uncatchable() || sig.is_fault() || sig == Sig::CHLD || sig == Sig::PIPE,
                     "{s:?}"
                 );
             }
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(r) = parse::rewrite(s) {
         check_sig(s, r.from);
-        assert!(!r.from.is_uncatchable() && !r.from.is_fault() && r.from != Sig::CHLD);
+        assert!(!r.from.is_uncatchable() && !r.from.is_fault() && r.from != Sig::CHLD && r.from != Sig::PIPE);
         if let Some(to) = r.to {
             check_sig(s, to);
         }
