@@ -99,17 +99,32 @@ pub const LOG_ENV: &str = "DRAINIT_LOG";
 /// Parse argv and the environment. `Err` carries clap's error, which prints itself and exits
 /// with 0 (help, version) or 2 (usage).
 pub fn parse() -> Result<Config, clap::Error> {
-    parse_from(std::env::args_os(), std::env::var(LOG_ENV).ok())
+    let log_env = match std::env::var(LOG_ENV) {
+        Ok(v) => Some(v),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(std::env::VarError::NotUnicode(v)) => {
+            return Err(Args::command().error(
+                clap::error::ErrorKind::ValueValidation,
+                format!(
+                    "invalid value '{}' for '{LOG_ENV}': not valid UTF-8",
+                    v.to_string_lossy()
+                ),
+            ));
+        }
+    };
+    parse_from(std::env::args_os(), log_env)
 }
 
 fn parse_from(
     argv: impl IntoIterator<Item = OsString>,
     log_env: Option<String>,
 ) -> Result<Config, clap::Error> {
+    let argv: Vec<OsString> = argv.into_iter().collect();
     let mut cmd = Args::command();
     let matches = cmd
-        .try_get_matches_from_mut(argv)
-        .map_err(|e| name_the_env_var(&mut cmd, e))?;
+        .try_get_matches_from_mut(&argv)
+        .map_err(|e| name_the_env_var(&mut cmd, e))
+        .map_err(|e| name_the_non_utf8_value(&mut cmd, &argv, e))?;
     let args = Args::from_arg_matches(&matches)?;
 
     let log_filter = match (args.verbose, args.quiet, log_env) {
@@ -189,6 +204,55 @@ fn name_the_env_var(cmd: &mut clap::Command, e: clap::Error) -> clap::Error {
         ErrorKind::ValueValidation,
         format!("invalid value '{value}' for '{arg}' (set by {env}){reason}"),
     )
+}
+
+/// clap's message for bytes that are not UTF-8 names neither the option nor the value; find them
+/// (on the command line before the command, or in a `DRAINIT_*` variable) and say which.
+fn name_the_non_utf8_value(
+    cmd: &mut clap::Command,
+    argv: &[OsString],
+    e: clap::Error,
+) -> clap::Error {
+    if e.kind() != clap::error::ErrorKind::InvalidUtf8 {
+        return e;
+    }
+    let mut culprit = None;
+    let mut previous: Option<&str> = None;
+    for arg in argv.iter().skip(1) {
+        match arg.to_str() {
+            Some("--") => break,
+            Some(a) => {
+                // The command starts at the first word that is neither an option nor its value.
+                let after_option = previous.is_some_and(|p| p.starts_with('-') && !p.contains('='));
+                if !a.starts_with('-') && !after_option {
+                    break;
+                }
+                previous = Some(a);
+            }
+            None => {
+                let lossy = arg.to_string_lossy().into_owned();
+                culprit = match lossy.split_once('=').filter(|(o, _)| o.starts_with("--")) {
+                    Some((option, value)) => Some((option.to_string(), value.to_string())),
+                    None => previous.map(|p| (p.to_string(), lossy)),
+                };
+                break;
+            }
+        }
+    }
+    if culprit.is_none() {
+        culprit = std::env::vars_os().find_map(|(k, v)| {
+            let k = k.to_str()?;
+            (k.starts_with("DRAINIT_") && v.to_str().is_none())
+                .then(|| (k.to_string(), v.to_string_lossy().into_owned()))
+        });
+    }
+    match culprit {
+        Some((name, value)) => cmd.error(
+            clap::error::ErrorKind::ValueValidation,
+            format!("invalid value '{value}' for '{name}': not valid UTF-8"),
+        ),
+        None => e,
+    }
 }
 
 /// `parse::catchable_signal`, minus the real-time signals the C library keeps for itself: they

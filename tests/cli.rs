@@ -369,3 +369,58 @@ fn drainit_never_writes_to_stdout_itself() {
         }
     }
 }
+
+#[test]
+fn a_value_that_is_not_utf8_exits_2_naming_where_it_came_from() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let bad = OsStr::from_bytes(b"\xff");
+    let run = |args: &[&OsStr], env: Option<(&str, &OsStr)>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_drainit"));
+        cmd.args(args).env_remove("DRAINIT_LOG");
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let first = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        (out.status.code(), first)
+    };
+    let t = OsStr::new("true");
+    for (args, env, name) in [
+        (vec![OsStr::new("-d"), bad, t], None, "'-d'"),
+        (
+            vec![OsStr::new("--grace-period"), bad, t],
+            None,
+            "'--grace-period'",
+        ),
+        (
+            vec![t],
+            Some(("DRAINIT_DRAIN_DELAY", bad)),
+            "DRAINIT_DRAIN_DELAY",
+        ),
+        (vec![t], Some(("DRAINIT_LOG", bad)), "DRAINIT_LOG"),
+    ] {
+        let (code, first) = run(&args, env);
+        assert_eq!(code, Some(2), "{name}: {first}");
+        assert!(
+            first.contains(name) && first.contains("UTF-8"),
+            "{name}: {first}"
+        );
+    }
+    // The command's own arguments may be any bytes.
+    let (code, _) = run(
+        &[
+            OsStr::new("-q"),
+            OsStr::new("sh"),
+            OsStr::new("-c"),
+            OsStr::new("exit 4"),
+            bad,
+        ],
+        None,
+    );
+    assert_eq!(code, Some(4));
+}
