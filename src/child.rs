@@ -69,7 +69,7 @@ impl Child {
 }
 
 /// Start `command` with all signals blocked around the fork, so nothing delivered meanwhile is
-/// lost (it waits in drainit's self-pipe) and the child starts with a clean state.
+/// lost (it stays queued for drainit's signalfd) and the child starts with a clean state.
 pub fn spawn(command: &[OsString], single: bool) -> Result<Child, Fatal> {
     let name = command
         .first()

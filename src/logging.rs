@@ -23,12 +23,12 @@ pub fn init(filter: &str) {
         .try_init();
 }
 
-/// stderr with SIGTTOU blocked around each write. Once the child owns the terminal, drainit is
-/// a background group; with `stty tostop`, a write would raise SIGTTOU, and because drainit
-/// catches it (to forward it) with SA_RESTART, the write would restart and raise it again, for
-/// ever. A blocked SIGTTOU lets the write through instead (tty_check_change in the kernel).
+/// stderr, written only when it can take a line. (Once the child owns the terminal, drainit is
+/// a background group; with `stty tostop` its writes would raise SIGTTOU, but drainit keeps
+/// SIGTTOU blocked, collecting it from its signalfd, and a blocked SIGTTOU lets the write
+/// through: tty_check_change in the kernel.)
 ///
-/// And only when stderr can take it: a pipe whose reader stopped reading fills up, and a blocking
+/// A pipe whose reader stopped reading fills up, and a blocking
 /// write would park PID 1 (no forwarding, no reaping, no drain) until the reader wakes. stderr is
 /// shared with the child, so it cannot be made non-blocking; instead each line is written only if
 /// poll(2) says stderr is writable now, else dropped and counted, and the count is logged with
@@ -66,28 +66,13 @@ impl Write for Stderr {
         if dropped > 0 {
             let note =
                 format!("drainit: warn: {dropped} log lines dropped: stderr was not writable\n");
-            let _ = self.write_unblocked(note.as_bytes());
+            let _ = std::io::stderr().write(note.as_bytes());
         }
-        self.write_unblocked(buf)
+        std::io::stderr().write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
-    }
-}
-
-impl Stderr {
-    /// One write to stderr with SIGTTOU blocked (see the type's doc).
-    fn write_unblocked(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
-        let ttou = SigSet::from(Signal::SIGTTOU);
-        let mut old = SigSet::empty();
-        let blocked = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old)).is_ok();
-        let result = std::io::stderr().write(buf);
-        if blocked {
-            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
-        }
-        result
     }
 }
 

@@ -1,22 +1,34 @@
-//! Signal intake: every signal drainit can catch lands, via signal-hook's handler, in a
-//! self-pipe that the event loop polls. Installed first thing in `main`, before argument parsing
-//! and long before the fork, so a signal sent at start-up waits in the pipe instead of being
-//! dropped (dumb-init#102). Also owns which signals are forwarded at all (contract, point 2).
+//! Signal intake: every signal drainit collects is blocked and read from a signalfd(2) that the
+//! event loop polls, as tini (sigtimedwait) and catatonit (signalfd) do. No handler ever runs in
+//! drainit: a signal storm cannot pre-empt the loop, real-time signals keep their queue, a
+//! blocked signal is queued even for PID 1 (the kernel drops only what PID 1 neither handles nor
+//! blocks), and drainit is never stopped by TSTP/TTIN/TTOU. Installed first thing in `main`,
+//! before argument parsing and long before the fork, so a signal sent at start-up waits in the
+//! queue (dumb-init#102). The child gets an empty mask back before exec (sys.rs). Also owns
+//! which signals are forwarded at all (contract, point 2).
+//!
+//! signal-hook's self-pipe was the first intake; measured against the other inits it cost 3x
+//! their start-up (≈60 handler registrations) and 2x their CPU per signal, and under a storm of
+//! 50 000 signals its handlers kept pre-empting the loop (docs/performance.md).
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::net::UnixStream;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
-use signal_hook::iterator::backend::SignalDelivery;
-use signal_hook::iterator::exfiltrator::SignalOnly;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::parse::Sig;
 use crate::sys;
 
-/// The signals drainit catches: all but KILL and STOP (impossible), the fault signals (about
-/// drainit itself: they keep their default action), and PIPE (drainit's own broken pipes are
-/// not news for the app; Rust already ignores it). SIGCHLD is caught only to wake the loop.
+/// How many signals one turn of the loop takes, so a storm cannot starve reaping and probes;
+/// the rest stay queued and the descriptor stays readable for the next turn.
+const BATCH: usize = 256;
+
+/// The signals drainit collects, as a list: all but KILL and STOP (impossible), the fault
+/// signals (about drainit itself: they keep their default action), and PIPE (drainit's own
+/// broken pipes are not news for the app; Rust already ignores it). SIGCHLD is collected only
+/// to wake the loop. `caught_set` is what drainit blocks; a test holds the two equal.
+#[cfg(test)]
 pub fn caught() -> Vec<libc::c_int> {
     let standard = (1..32).filter(|&n| {
         let s = Sig(n);
@@ -28,9 +40,30 @@ pub fn caught() -> Vec<libc::c_int> {
         .collect()
 }
 
+/// `caught()` as a signal set. nix's `Signal` cannot name real-time signals, so start from the
+/// full set (which the C library already leaves its reserved ones out of) and take away.
+fn caught_set() -> SigSet {
+    let mut set = SigSet::all();
+    for sig in [
+        Signal::SIGKILL,
+        Signal::SIGSTOP,
+        Signal::SIGILL,
+        Signal::SIGTRAP,
+        Signal::SIGABRT,
+        Signal::SIGBUS,
+        Signal::SIGFPE,
+        Signal::SIGSEGV,
+        Signal::SIGSYS,
+        Signal::SIGPIPE,
+    ] {
+        set.remove(sig);
+    }
+    set
+}
+
 /// The real-time signals this C library keeps for itself (glibc: 32-33, musl: 32-34): drainit
-/// cannot catch them, so they can be neither stop signals nor `--rewrite` sources here. (They
-/// can still be sent: `--rewrite USR1:34` works.)
+/// cannot block or catch them, so they can be neither stop signals nor `--rewrite` sources
+/// here. (They can still be sent: `--rewrite USR1:34` works.)
 pub fn reserved() -> std::ops::Range<libc::c_int> {
     32..libc::SIGRTMIN()
 }
@@ -40,62 +73,58 @@ pub fn is_forwarded(sig: Sig) -> bool {
     sig != Sig::CHLD && sig.0 != libc::SIGPIPE && !sig.is_fault() && !sig.is_uncatchable()
 }
 
-/// The read end of the self-pipe and the per-signal flags behind it.
+/// The signalfd, and so the queue of blocked signals behind it.
 pub struct Intake {
-    delivery: SignalDelivery<UnixStream, SignalOnly>,
+    fd: SignalFd,
 }
 
 impl Intake {
-    /// Install handlers for every signal in `caught()`. Job-control signals are among them, so
-    /// drainit itself is never stopped by TSTP/TTIN/TTOU: it forwards them instead.
+    /// Block every signal in `caught()` and open a non-blocking, close-on-exec signalfd for
+    /// them. The mask is set, not added to: whatever the parent blocked is drainit's no more.
     ///
-    /// SEGV and BUS also get back their default action: Rust's runtime catches them to report
-    /// a stack overflow, and its handler returns from a SEGV or BUS sent by kill(2), so a
-    /// non-PID-1 drainit survived the first one (contract, point 2: the default action), and a
-    /// PID 1, which the kernel spares a signal it has no handler for, could die of SEGV and
-    /// BUS sent back to back (a forced SIGSEGV when the nested frames overflow the runtime's
-    /// alternate signal stack). A real fault still ends drainit, without the overflow message.
-    ///
-    /// Signals are blocked meanwhile: signal-hook installs each OS handler a moment before it
-    /// records where the signal goes, and one landing in between would be dropped, neither
-    /// collected nor given its default action. Blocked, it waits and is collected after.
+    /// SEGV and BUS get back their default action: Rust's runtime catches them to report a stack
+    /// overflow, and its handler returns from a SEGV or BUS sent by kill(2), so a non-PID-1
+    /// drainit survived the first one (contract, point 2: the default action), and a PID 1 could
+    /// die of SEGV and BUS sent back to back. A real fault still ends drainit, without the
+    /// overflow message. The reserved real-time signals are ignored, so one cannot end a
+    /// drainit that is not PID 1 (their default action) and orphan the app.
     pub fn install() -> io::Result<Intake> {
         for sig in [Signal::SIGSEGV, Signal::SIGBUS] {
             sys::restore_default(sig)?;
         }
-        let (read, write) = UnixStream::pair()?;
-        read.set_nonblocking(true)?;
-        write.set_nonblocking(true)?;
-        let mut old = SigSet::empty();
-        pthread_sigmask(
-            SigmaskHow::SIG_SETMASK,
-            Some(&SigSet::all()),
-            Some(&mut old),
-        )?;
-        let delivery = SignalDelivery::with_pipe(read, write, SignalOnly, caught());
-        // A reserved real-time signal sent to a drainit that is not PID 1 must not kill it.
         for sig in reserved() {
             if let Err(e) = sys::ignore_reserved(sig) {
                 log::debug!("cannot ignore reserved signal {sig}: {e}");
             }
         }
-        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
-        Ok(Intake {
-            delivery: delivery?,
-        })
+        let set = caught_set();
+        pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&set), None)?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+        Ok(Intake { fd })
     }
 
     /// The descriptor to poll for readability.
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.delivery.get_read().as_fd()
+        self.fd.as_fd()
     }
 
-    /// Empty the pipe, then return the signals that arrived since the last call. Emptying first
-    /// means a signal arriving meanwhile leaves a byte for the next poll: extra wake-ups are
-    /// harmless, lost signals are not. Like the kernel, this keeps one of each standard signal;
-    /// they come in number order.
+    /// The signals queued since the last call, in the order the kernel hands them out (lowest
+    /// standard signal first; real-time signals in their queue order), at most `BATCH` per
+    /// call. Like the kernel, this has one of each standard signal; real-time ones are queued.
     pub fn pending(&mut self) -> Vec<Sig> {
-        self.delivery.pending().map(Sig).collect()
+        let mut out = Vec::new();
+        while out.len() < BATCH {
+            match self.fd.read_signal() {
+                Ok(Some(info)) => out.push(Sig(i32::try_from(info.ssi_signo).unwrap_or(0))),
+                Ok(None) => break,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    log::debug!("reading the signalfd: {e}");
+                    break;
+                }
+            }
+        }
+        out
     }
 }
 
@@ -128,6 +157,21 @@ mod tests {
         ] {
             assert!(c.contains(&n), "{n} must be caught");
         }
+    }
+
+    #[test]
+    fn the_blocked_set_is_exactly_the_caught_list() {
+        // In a thread of its own, so the test harness's other threads keep their masks.
+        let blk = std::thread::spawn(|| {
+            pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&caught_set()), None).unwrap();
+            let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+            let line = status.lines().find(|l| l.starts_with("SigBlk:")).unwrap();
+            u64::from_str_radix(line.trim_start_matches("SigBlk:").trim(), 16).unwrap()
+        })
+        .join()
+        .unwrap();
+        let blocked: Vec<libc::c_int> = (1..=64).filter(|n| blk & (1u64 << (n - 1)) != 0).collect();
+        assert_eq!(blocked, caught());
     }
 
     #[test]

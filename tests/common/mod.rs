@@ -50,8 +50,8 @@ const OUTPUT_AFTER_EXIT: Duration = Duration::from_secs(5);
 /// How often polled conditions are checked.
 const POLL: Duration = Duration::from_millis(5);
 
-/// Signals whose handlers show drainit's intake is installed (the last one registered is
-/// SIGRTMAX); Rust's runtime catches SEGV and BUS on its own, so "SigCgt non-zero" is not enough.
+/// Signals whose presence in drainit's blocked set shows its intake is installed (drainit
+/// blocks what it collects and reads it from a signalfd; a handler would show in SigCgt).
 const INTAKE_SIGNALS: [i32; 6] = [
     libc::SIGHUP,
     libc::SIGINT,
@@ -171,6 +171,12 @@ pub fn status_field(pid: i32, key: &str) -> Option<String> {
 /// A signal mask field of /proc/PID/status (`SigBlk`, `SigIgn`, `SigCgt`) as bits.
 pub fn sigmask(pid: i32, key: &str) -> Option<u64> {
     u64::from_str_radix(&status_field(pid, key)?, 16).ok()
+}
+
+/// The signals `pid` collects rather than leaving to their default action: those it blocks
+/// (drainit reads them from a signalfd) or handles (the fixtures).
+pub fn collected_mask(pid: i32) -> Option<u64> {
+    Some(sigmask(pid, "SigBlk")? | sigmask(pid, "SigCgt")?)
 }
 
 /// Is bit `sig` set in a /proc signal mask?
@@ -506,9 +512,8 @@ impl Builder {
                 descendants_named(top, "drainit").first().copied()
             };
             if let Some(p) = found {
-                let caught = |p| {
-                    sigmask(p, "SigCgt").map(|m| INTAKE_SIGNALS.iter().all(|s| has_signal(m, *s)))
-                };
+                let caught =
+                    |p| collected_mask(p).map(|m| INTAKE_SIGNALS.iter().all(|s| has_signal(m, *s)));
                 match caught(p) {
                     Some(true) | None => {
                         pid = Some(p);
@@ -643,12 +648,15 @@ impl Drainit {
             .count()
     }
 
-    /// Send `sig` to drainit, once it catches it (a PID 1 drops signals it has no handler for).
+    /// Send `sig` to drainit, once it collects it (a PID 1 drops signals it neither blocks nor
+    /// handles).
     pub fn send(&self, sig: i32) {
         let pid = self.pid();
-        wait_until(&format!("drainit to catch signal {sig}"), DEADLINE, || {
-            sigmask(pid, "SigCgt").is_none_or(|m| has_signal(m, sig))
-        });
+        wait_until(
+            &format!("drainit to collect signal {sig}"),
+            DEADLINE,
+            || collected_mask(pid).is_none_or(|m| has_signal(m, sig)),
+        );
         assert!(kill(pid, sig), "cannot send signal {sig} to drainit");
     }
 
