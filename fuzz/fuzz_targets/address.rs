@@ -5,7 +5,7 @@
 //! inputs that would reach a lookup are skipped: `reaches_lookup` mirrors the checks that
 //! `host_port` makes before it resolves. Everything of ours — prefixes, splitting, port and
 //! bracket checks, the path check — is still fuzzed; only the C resolver is left out.
-//! Properties: never panics; `:PORT` means all IPv4 interfaces; an HTTP target's path starts with
+//! Properties: never panics; `:PORT` means all interfaces (`[::]`, dual-stack); an HTTP target's path starts with
 //! '/' and has no spaces or control characters, and its Host header is the authority given.
 #![no_main]
 #![allow(
