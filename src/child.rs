@@ -9,7 +9,6 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 
 use crate::error::Fatal;
 use crate::parse::Sig;
@@ -54,22 +53,18 @@ impl Child {
 
     /// Give the terminal's foreground back to drainit's own group, as a shell does when a job
     /// ends; otherwise whoever ran drainit is left in the background of its own terminal.
-    /// SIGTTOU is blocked around the call, as tcsetpgrp(3) from a background group requires.
+    /// tcsetpgrp(3) from a background group needs SIGTTOU blocked, and drainit always has it
+    /// blocked (it collects it from its signalfd).
     pub fn release_terminal(&self) {
-        if !self.took_terminal {
-            return;
-        }
-        let ttou = SigSet::from(nix::sys::signal::Signal::SIGTTOU);
-        let mut old = SigSet::empty();
-        if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old)).is_ok() {
+        if self.took_terminal {
             let _ = nix::unistd::tcsetpgrp(std::io::stdin(), nix::unistd::getpgrp());
-            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
         }
     }
 }
 
-/// Start `command` with all signals blocked around the fork, so nothing delivered meanwhile is
-/// lost (it stays queued for drainit's signalfd) and the child starts with a clean state.
+/// Start `command`. The signals drainit collects are blocked throughout (signals.rs), so one
+/// delivered meanwhile stays queued for the signalfd, and the child clears its mask itself as
+/// the last step before exec (sys.rs).
 pub fn spawn(command: &[OsString], single: bool) -> Result<Child, Fatal> {
     let name = command
         .first()
@@ -88,13 +83,6 @@ pub fn spawn(command: &[OsString], single: bool) -> Result<Child, Fatal> {
     let (mut err_read, err_write) =
         std::io::pipe().map_err(|e| Fatal::other(format!("cannot create a pipe: {e}")))?;
 
-    let mut old = SigSet::empty();
-    pthread_sigmask(
-        SigmaskHow::SIG_SETMASK,
-        Some(&SigSet::all()),
-        Some(&mut old),
-    )
-    .map_err(|e| Fatal::other(format!("cannot block signals: {e}")))?;
     let take_terminal = in_terminal_foreground();
     let forked = sys::fork_exec(&argv, &err_write.into(), take_terminal);
     if let Ok(pid) = forked {
@@ -105,8 +93,6 @@ pub fn spawn(command: &[OsString], single: bool) -> Result<Child, Fatal> {
             nix::unistd::Pid::from_raw(pid),
         );
     }
-    // Signals that arrived meanwhile are delivered to our handlers now.
-    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     let pid = forked.map_err(|e| Fatal::other(format!("cannot fork: {e}")))?;
 
     // The write end was moved into fork_exec's argument and dropped; EOF means exec succeeded.

@@ -31,7 +31,8 @@ const KERNEL_SIGSET_BYTES: libc::size_t = 8;
 /// pid. If exec fails, the child writes its errno (4 bytes) to `err_pipe` and exits 127; the pipe
 /// is close-on-exec, so reading EOF from it means the exec succeeded.
 ///
-/// The caller must have blocked all signals (so the child starts with them blocked), must be
+/// The caller must have blocked the signals it collects (signals.rs keeps them blocked for
+/// drainit's whole life, so the child starts with them blocked, SIGTTOU among them), must be
 /// single-threaded, and must pass a non-empty `argv`. With `take_terminal`, the child's group
 /// becomes the foreground group of the terminal on fd 0.
 pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd, take_terminal: bool) -> Result<Pid, Errno> {
@@ -50,8 +51,9 @@ pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd, take_terminal: bool) -> R
     // (signal-safety(7)): setpgid, getpid, tcsetpgrp, syscall(rt_sigaction), sigemptyset,
     // sigprocmask, execvp (a PATH search over execve; it uses no heap in glibc or musl), write,
     // _exit. It touches only `ptrs`, `file`, `err_fd`, `take_terminal` and `dfl`, built before
-    // the fork or on the stack. All signals are blocked on entry, so no handler of drainit's
-    // runs in the child; the mask is cleared as the very last step.
+    // the fork or on the stack. drainit installs no signal handler (it reads a signalfd), so none
+    // can run in the child; the signals it collects stay blocked until the mask is cleared as
+    // the very last step, and the rest have their default action, as after exec.
     unsafe {
         let pid = libc::fork();
         if pid < 0 {
