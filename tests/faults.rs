@@ -223,6 +223,12 @@ fn a_reserved_real_time_signal_does_not_kill_a_drainit_that_is_not_pid1() {
     assert_eq!(d.wait_exit(), 7, "the child's own status, passed on");
 }
 
+/// drainit's real uid is nobody's (65534).
+fn assert_runs_as_nobody(d: &Drainit) {
+    let uid = status_field(d.pid(), "Uid").unwrap();
+    assert_eq!(uid.split_whitespace().next(), Some("65534"), "Uid: {uid}");
+}
+
 #[test]
 fn runs_as_an_unprivileged_user_as_pid1_of_a_user_namespace() {
     // nobody, no capabilities outside; root only inside its own user namespace.
@@ -242,13 +248,7 @@ fn runs_as_an_unprivileged_user_as_pid1_of_a_user_namespace() {
         Some("1"),
         "drainit is not PID 1 of its namespace"
     );
-    assert_eq!(
-        status_field(d.pid(), "Uid")
-            .unwrap()
-            .split_whitespace()
-            .next(),
-        Some("65534")
-    );
+    assert_runs_as_nobody(&d);
     adopts_orphans_forwards_and_passes_on_the_status(&mut d, 50);
     assert_eq!(complaints(&d), Vec::<String>::new());
 }
@@ -260,13 +260,7 @@ fn runs_as_nobody_as_a_quiet_subreaper() {
         .shell("exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$@\"")
         .args(orphans(50))
         .start();
-    assert_eq!(
-        status_field(d.pid(), "Uid")
-            .unwrap()
-            .split_whitespace()
-            .next(),
-        Some("65534")
-    );
+    assert_runs_as_nobody(&d);
     // The orphans are re-parented to drainit, not to the host's init, only because it
     // registered as subreaper; and it did so quietly.
     adopts_orphans_forwards_and_passes_on_the_status(&mut d, 50);
