@@ -35,10 +35,10 @@ APP
 export LOG="$tmp/log"
 unshare --pid --fork --mount-proc "$bin" -d 0.5s -- sh -c 'exec bash "$0"' "$tmp/app" 2>"$tmp/drainit.err" &
 outer=$!
-wait_for "the app to start" grep -q ready "$LOG"
+wait_for "the app to start" grep -qs ready "$LOG"
 init=$(cat /proc/"$outer"/task/*/children | awk '{print $1}')
-kill -s 35 "$init"; wait_for "RTMIN+1 to reach the app" grep -q rt35 "$LOG"
-kill -s 64 "$init"; wait_for "RTMAX to reach the app" grep -q rt64 "$LOG"
+kill -s 35 "$init"; wait_for "RTMIN+1 to reach the app" grep -qs rt35 "$LOG"
+kill -s 64 "$init"; wait_for "RTMAX to reach the app" grep -qs rt64 "$LOG"
 kill -TERM "$init"
 rc=0; wait "$outer" || rc=$?; outer=
 [ "$rc" = 5 ] || fail "the drained app's status came back as $rc: $(cat "$tmp/drainit.err")"
