@@ -351,6 +351,85 @@ backend app
             self.proc.wait()
 
 
+class Nginx:
+    """nginx open source with deploy/nginx.conf's settings: no active checks (it never asks
+    /readyz), passive `max_fails=3 fail_timeout=2s`, `proxy_next_upstream error timeout`,
+    kept-alive upstream connections. The access log holds the failed requests only."""
+
+    def __init__(self, workdir, port, backends, events):
+        self.port = port
+        self.workdir = workdir
+        self.cfg = os.path.join(workdir, "nginx.conf")
+        self.access = os.path.join(workdir, "failed.log")
+        servers = "\n".join(f"        server 127.0.0.1:{b.app_port} max_fails=3 fail_timeout=2s;"
+                            for b in backends)
+        temp = "\n".join(f"    {k}_temp_path {os.path.join(workdir, k)};"
+                         for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        with open(self.cfg, "w") as f:
+            f.write(f"""\
+daemon off;
+worker_processes 1;
+pid {os.path.join(workdir, "nginx.pid")};
+error_log {os.path.join(workdir, "error.log")} warn;
+events {{ worker_connections 4096; }}
+http {{
+{temp}
+    map $status $failed {{ ~^[45] 1; default 0; }}
+    log_format failed '$status $upstream_status';
+    access_log {self.access} failed if=$failed;
+    upstream app {{
+{servers}
+        keepalive 16;
+        keepalive_timeout 1s;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        keepalive_timeout 10s;
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_next_upstream error timeout;
+            proxy_next_upstream_tries 3;
+            proxy_next_upstream_timeout 5s;
+            proxy_connect_timeout 1s;
+        }}
+    }}
+}}
+""")
+        base = ["nginx", "-c", self.cfg, "-p", workdir, "-e", os.path.join(workdir, "error.log")]
+        subprocess.run(base + ["-t", "-q"], check=True)
+        self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL"] + base,
+                                     stdin=subprocess.DEVNULL)
+        wait_until("nginx to listen", lambda: http_status(port, "/") is not None, 10)
+
+    def status(self, server):
+        return "UP"  # nothing to ask: nginx keeps no state but its passive failure counts
+
+    def termination_states(self, since, until):
+        """Counts of `status upstream_status` of the failed requests (the whole run)."""
+        try:
+            with open(self.access) as f:
+                return dict(collections.Counter(line.strip() for line in f if line.strip()))
+        except OSError:
+            return {}
+
+    def save_log(self, path):
+        for name in ("failed.log", "error.log"):
+            src = os.path.join(self.workdir, name)
+            if os.path.exists(src):
+                with open(src) as f, open(f"{path}.{name}", "w") as out:
+                    out.write(f.read())
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 # ---------------------------------------------------------------- backends
 
 class Backend:
@@ -478,7 +557,8 @@ def run_case(args, init, mode, workdir):
     try:
         for b in backends:
             b.start()
-        haproxy = HAProxy(workdir, free_port(), backends, events)
+        haproxy = (Nginx if args.lb == "nginx" else HAProxy)(workdir, free_port(), backends,
+                                                               events)
         for b in backends:
             b.wait_up(haproxy, args.up_timeout)
         t0 = now()
@@ -502,7 +582,7 @@ def run_case(args, init, mode, workdir):
         load.append(os.getloadavg()[0])
         t_end = now()
         tsc = haproxy.termination_states(t0, t_end + 1)
-        haproxy.save_log(os.path.join(args.out, f"{init}-{mode}.haproxy.log"))
+        haproxy.save_log(os.path.join(args.out, f"{init}-{mode}.{args.lb}.log"))
     finally:
         if loader:
             loader.stop()
@@ -550,7 +630,8 @@ def table(results, args):
         return f"{100 * r['failures'] / r['requests']:.2f} %" if r["requests"] else "-"
     shown = [k for k in FAIL_KINDS if any(r["kinds"][k] for r in results)] or ["http503"]
     head = (["init", "app mode", "requests", "failed", "failed %"] + shown
-            + ["failed per restart", "HAProxy log of failures", "s per restart", "load avg"])
+            + ["failed per restart", f"{'nginx' if args.lb == 'nginx' else 'HAProxy'} log of "
+               "failures", "s per restart", "load avg"])
     rows = []
     for r in results:
         tsc = ", ".join(f"{k}: {v}" for k, v in sorted(r["haproxy_termination"].items())) or "-"
@@ -570,8 +651,11 @@ def settings_line(args):
         "tcp://127.0.0.1:APP_PORT"
     return (f"app: {app}; {args.backends} backends, each restarted {args.rounds}x in turn; "
             f"{args.rate_keepalive:g} req/s kept-alive + {args.rate_new:g} req/s on new "
-            f"connections through HAProxy (`inter 1s fall 2 rise 2`, `retries 0`); "
-            f"requests `/?delay={args.delay_ms}` (ms)"
+            "connections "
+            + ("through nginx (deploy/nginx.conf: no active checks, `max_fails=3 fail_timeout=2s`, "
+               "`proxy_next_upstream error timeout`); " if args.lb == "nginx" else
+               "through HAProxy (`inter 1s fall 2 rise 2`, `retries 0`); ")
+            + f"requests `/?delay={args.delay_ms}` (ms)"
             + (", half of them POSTs" if args.post else "") + f", timeout {args.timeout:g} s; drainit "
             f"`--drain-delay {args.drain_delay} "
             + ("" if args.no_ready_check else f"--ready-check {check} ")
@@ -606,6 +690,9 @@ def main():
     p.add_argument("--app", choices=sorted(APP_DIRS), default="node",
                    help="node: examples/node-app by `npm start`; gunicorn: examples/fastapi-app "
                         "under `gunicorn -w 2 -k uvicorn.workers.UvicornWorker` (from $DRAINIT_VENV)")
+    p.add_argument("--lb", choices=["haproxy", "nginx"], default="haproxy",
+                   help="the load balancer: HAProxy with active checks on /readyz, or nginx "
+                        "open source (deploy/nginx.conf), which has none")
     p.add_argument("--post", action="store_true",
                    help="every other request is a POST with a 512-byte body")
     p.add_argument("--backends", type=int, default=3)
