@@ -401,7 +401,15 @@ http {{
         subprocess.run(base + ["-t", "-q"], check=True)
         self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL"] + base,
                                      stdin=subprocess.DEVNULL)
-        wait_until("nginx to listen", lambda: http_status(port, "/") is not None, 10)
+        # A connect, not a request: a request now would be logged as a failure of the run.
+        wait_until("nginx to listen", lambda: self._listens(), 10)
+
+    def _listens(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
 
     def status(self, server):
         return "UP"  # nothing to ask: nginx keeps no state but its passive failure counts

@@ -797,7 +797,8 @@ impl Drop for Drainit {
     }
 }
 
-/// Both forwarding modes: `[]` (the process group) and `["-c"]` (the child alone).
+/// Two forwarding modes: `[]` (the stop signals to the process group) and `["-c"]` (every
+/// signal to the child alone).
 pub const MODES: [&[&str]; 2] = [&[], &["-c"]];
 
 /// A fresh scratch directory for one test, removed on drop.
