@@ -26,8 +26,8 @@ use crate::signals;
         signals to COMMAND's process group (so a wrapper such as npm start or sh -c cannot keep \
         them from the app), every other signal to COMMAND alone (so a process manager such as \
         gunicorn or nginx gets HUP, USR2, TTIN in its master, not in its workers). On the first \
-        stop signal it fails /readyz at once, holds the \
-        signal for --drain-delay so the load balancer stops sending traffic, then forwards it.",
+        stop signal it fails /readyz at once, holds the signal for --drain-delay so the load \
+        balancer stops sending traffic, then forwards it.",
     after_help = "DUR: 4s, 500ms, 1m, 1.5s, 2m30s; a bare number is seconds.\n\
         SIG: TERM, SIGTERM, term, 15, RTMIN+3.\n\
         Exit status: the command's, or 128+N if signal N killed it; drainit's own failures: \

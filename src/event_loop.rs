@@ -285,11 +285,11 @@ impl EventLoop {
         }
     }
 
-    /// A target as the log names it.
-    fn describe(&self, target: Target) -> String {
-        match target {
-            Target::Group => format!("process group {}", self.child.pid),
-            Target::Child => format!("child {}", self.child.pid),
+    /// A target as the log names it; formatted only if a line is logged (signal storms).
+    fn describe(&self, target: Target) -> Named {
+        Named {
+            target,
+            pid: self.child.pid,
         }
     }
 
@@ -327,6 +327,22 @@ impl EventLoop {
             log::info!("exiting with status {mapped} (--remap-exit {code}:{mapped})");
         }
         mapped
+    }
+}
+
+/// `process group 7` or `child 7`, for log lines.
+#[derive(Clone, Copy)]
+struct Named {
+    target: Target,
+    pid: i32,
+}
+
+impl std::fmt::Display for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.target {
+            Target::Group => write!(f, "process group {}", self.pid),
+            Target::Child => write!(f, "child {}", self.pid),
+        }
     }
 }
 
