@@ -116,6 +116,8 @@ impl Node {
             .arg(gunicorn())
             .args(["-w", "2", "-k", "uvicorn.workers.UvicornWorker"])
             .args(["-b", &format!("127.0.0.1:{app}")])
+            // Longer than HAProxy keeps an idle connection to the node (bench.py says why).
+            .args(["--keep-alive", "30"])
             // gunicorn 27's control socket is one path for every instance on the machine.
             .arg("--no-control-socket")
             .arg("--chdir")

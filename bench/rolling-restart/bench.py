@@ -466,9 +466,12 @@ class Backend:
     def app_command(self):
         if self.app == "gunicorn":
             # --no-control-socket: gunicorn 27's default socket is one path for every instance.
+            # --keep-alive 30: longer than the load balancer keeps an idle connection to a node
+            # (gunicorn's docs advise it behind one); with the default 2 s, a request that
+            # HAProxy sends on a connection the app is just closing fails.
             return [os.path.join(VENV, "bin", "gunicorn"), "-w", "2", "-k",
                     "uvicorn.workers.UvicornWorker", "-b", f"127.0.0.1:{self.app_port}",
-                    "--no-control-socket", "app:app"]
+                    "--keep-alive", "30", "--no-control-socket", "app:app"]
         return ["npm", "start"]
 
     def ready_check_target(self):
@@ -653,7 +656,7 @@ def table(results, args):
 
 
 def settings_line(args):
-    app = ("gunicorn -w 2 -k uvicorn.workers.UvicornWorker (examples/fastapi-app)"
+    app = ("gunicorn -w 2 -k uvicorn.workers.UvicornWorker --keep-alive 30 (examples/fastapi-app)"
            if args.app == "gunicorn" else "`npm start` (examples/node-app)")
     check = "http://127.0.0.1:APP_PORT/healthz" if args.app == "gunicorn" else \
         "tcp://127.0.0.1:APP_PORT"
