@@ -29,6 +29,7 @@ use crate::signals;
         SIG: TERM, SIGTERM, term, 15, RTMIN+3.\n\
         Exit status: the command's, or 128+N if signal N killed it; drainit's own failures: \
         127 not found, 126 not executable, 2 usage, 1 other.",
+    override_usage = "drainit [OPTIONS] [--] COMMAND [ARGS]...\n       drainit --probe [TARGET]",
     trailing_var_arg = true,
     dont_delimit_trailing_values = true
 )]
@@ -85,11 +86,19 @@ struct Args {
     #[arg(short = 'q', long)]
     quiet: bool,
 
+    /// Health-check client: probe TARGET once, exit 0 if healthy, 1 if not; runs no command.
+    /// TARGET: tcp://HOST:PORT, http://HOST:PORT/PATH or an ADDR, meaning its /readyz
+    /// [default: the /readyz of DRAINIT_READY_ADDR]. Must be the first argument
+    // main.rs hands `drainit --probe ...` to probe.rs before clap runs; this entry is the help,
+    // and the error when --probe comes after other options.
+    #[arg(long, value_name = "TARGET", num_args = 0..=1)]
+    probe: Option<Option<String>>,
+
     /// The command to run, and its arguments
     // Not allow_hyphen_values: a misspelt option (`--grace 5s node`) must be a usage error, not
     // a command named `--grace`. Options take values starting with '-' instead, so `-g -1`
     // is a bad value of --grace-period; `--` runs a command whose name starts with '-'.
-    #[arg(value_name = "COMMAND", required = true, num_args = 1..)]
+    #[arg(value_name = "COMMAND", required_unless_present = "probe", num_args = 1..)]
     command: Vec<OsString>,
 }
 
@@ -126,6 +135,13 @@ fn parse_from(
         .map_err(|e| name_the_env_var(&mut cmd, e))
         .map_err(|e| name_the_non_utf8_value(&mut cmd, &argv, e))?;
     let args = Args::from_arg_matches(&matches)?;
+    if args.probe.is_some() {
+        return Err(cmd.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "'--probe' must be the first argument (drainit --probe [TARGET]): a probe takes no \
+             other option and runs no command",
+        ));
+    }
 
     let log_filter = match (args.verbose, args.quiet, log_env) {
         (0, true, _) => "warn".to_string(),
@@ -396,6 +412,15 @@ mod tests {
         }
         let first_free = Sig(libc::SIGRTMIN()).to_string();
         assert!(parse(&["--stop-signal", &first_free, "true"]).is_ok());
+    }
+
+    #[test]
+    fn probe_after_other_options_is_a_usage_error() {
+        for args in [&["-v", "--probe"][..], &["-q", "--probe", ":8086", "true"]] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains("must be the first argument"), "{e}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod fds;
 mod http;
 mod logging;
 mod parse;
+mod probe;
 mod ready;
 mod reap;
 mod signals;
@@ -32,6 +33,11 @@ use crate::ready::Server;
 use crate::signals::Intake;
 
 fn main() -> ExitCode {
+    // `--probe` is a second, tiny mode (probe.rs): it must not block signals or spawn, so it is
+    // chosen before anything else.
+    if let Some(args) = probe::requested(std::env::args_os()) {
+        return ExitCode::from(probe::run(&args));
+    }
     match run() {
         Ok(code) => ExitCode::from(code),
         Err(fatal) => {

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{DEADLINE, Drainit, TempDir, drainit};
+use common::{DEADLINE, Drainit, TempDir, drainit, free_port};
 
 // ---------------------------------------------------------------------------------------------
 // Harness (tests/common) plus: marker files, a free port, the apps.
@@ -52,16 +52,6 @@ impl Scratch {
     fn remove(&self, name: &str) {
         std::fs::remove_file(self.0.path(name)).unwrap();
     }
-}
-
-/// A loopback port nobody listens on (bound then released: the kernel will not hand it out
-/// again at once).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_until(what: &str, cond: impl FnMut() -> bool) {
