@@ -327,13 +327,14 @@ fn help_for_the_probe_exits_0() {
 }
 
 #[test]
-fn localhost_is_found_on_127_0_0_1_when_etc_hosts_lists_ipv6_first() {
-    // Docker's default /etc/hosts: glibc returns ::1 first, the app listens on 127.0.0.1 only.
+fn localhost_is_found_on_127_0_0_1_with_dockers_etc_hosts() {
+    // Docker's default /etc/hosts, for which glibc returns ::1 first; the app listens on
+    // 127.0.0.1 only.
     let dir = TempDir::new("probe-hosts");
     let hosts = dir.path("hosts");
     std::fs::write(
         &hosts,
-        "::1\tlocalhost ip6-localhost ip6-loopback\n127.0.0.1\tlocalhost\n",
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
     )
     .unwrap();
     let setup = format!("mount --bind {} /etc/hosts", hosts.display());
