@@ -279,7 +279,7 @@ fn a_server_that_accepts_and_never_answers_is_unhealthy_within_two_seconds() {
     for port in [silent_port, trickle_port] {
         let target = format!("http://127.0.0.1:{port}/");
         let p = probe(&["--probe", &target]);
-        assert_unhealthy(&p, &target, "no answer within 2s");
+        assert_unhealthy(&p, &target, "no answer within 1.9s");
         // The promise is 2 s; the bound leaves room for a busy machine.
         assert!(p.took < Duration::from_secs(6), "took {:?}", p.took);
     }
