@@ -55,8 +55,13 @@ def start_drainit(binary, args):
 
 
 def stop(p):
-    p.send_signal(signal.SIGKILL)
-    p.wait()
+    """SIGTERM, so drainit stops its `sleep` too (a SIGKILLed drainit would leave it behind)."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
 
 
 class Poller:
