@@ -317,13 +317,18 @@ fn bad_targets_and_a_command_are_usage_errors() {
 }
 
 #[test]
-fn help_for_the_probe_exits_0() {
+fn help_for_the_probe_exits_0_and_drainits_help_lists_it() {
     let p = probe(&["--probe", "--help"]);
     assert_eq!(p.code, 0, "{p:?}");
     assert!(
         p.stderr.contains("Usage: drainit --probe [TARGET]"),
         "{p:?}"
     );
+    let help = Command::new(drainit_bin()).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("drainit --probe [TARGET]"), "{help}");
+    assert!(help.contains("--probe [<TARGET>]"), "{help}");
 }
 
 #[test]
