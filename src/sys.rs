@@ -1,5 +1,7 @@
-//! The only module with `unsafe`: the five things nix cannot say safely.
+//! The only module with `unsafe`: the things nix cannot say safely.
 //!
+//! - `BLOCK_AT_LOAD`: an ELF constructor, so drainit blocks the signals it collects before the
+//!   Rust runtime (or any other code of drainit's) runs.
 //! - `fork_exec`: fork, set up the child (own process group, terminal, clean signal state), exec.
 //!   `std::process::Command` clears the signal mask *before* its `pre_exec` hooks run, so a
 //!   signal landing in that window would run drainit's handler inside the child (dumb-init#174);
@@ -99,6 +101,24 @@ pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd, take_terminal: bool) -> R
         libc::write(err_fd, bytes.as_ptr().cast(), bytes.len());
         libc::_exit(127)
     }
+}
+
+/// Runs `signals::block` from `.init_array`: the C library calls it after loading drainit and
+/// before `main` (and before Rust's runtime start-up, which installs handlers and may take a
+/// while with the dynamic loader), so the window in which a signal meets drainit unblocked is
+/// exec(2) and the C library's own start-up, as small as any program's can be. Not in unit
+/// tests: the test harness's threads must keep their signals.
+#[cfg(not(test))]
+#[used]
+// SAFETY: `.init_array` holds pointers to `extern "C" fn()` that the C library calls once,
+// single-threaded, before `main`; this is one such pointer. `signals::block` only sets the
+// signal mask and two dispositions (no allocation, no I/O, no std runtime needed).
+#[unsafe(link_section = ".init_array")]
+static BLOCK_AT_LOAD: extern "C" fn() = block_at_load;
+
+#[cfg(not(test))]
+extern "C" fn block_at_load() {
+    crate::signals::block();
 }
 
 /// Give `sig` its default action in drainit itself (signal(2) with SIG_DFL).

@@ -20,6 +20,7 @@
 //!
 //! Builder options: `.pid1(false)` (plain, as subreaper), `.env(k, v)` (the test's own
 //! `DRAINIT_*` are removed), `.shell("exec 7<file; ulimit -n 16")` (bash set-up, then exec),
+//! `.inner_shell(..)` (the same inside the PID namespace, right before drainit),
 //! `.tty()` (a terminal via script(1); `type_keys(b"\x03")`), `.own_session()` (PID 1 as a
 //! session leader with that terminal, like `docker run -it`); `.run()` runs to the end and
 //! returns code, stdout and stderr. On a running `Drainit`: `pid()` and `child()` (host pids),
@@ -380,6 +381,7 @@ where
         env: Vec::new(),
         pid1: true,
         shell: None,
+        inner_shell: None,
         tty: false,
         own_session: false,
     }
@@ -392,6 +394,7 @@ pub struct Builder {
     env: Vec<(OsString, OsString)>,
     pid1: bool,
     shell: Option<String>,
+    inner_shell: Option<String>,
     tty: bool,
     own_session: bool,
 }
@@ -435,6 +438,14 @@ impl Builder {
         self
     }
 
+    /// Like `shell`, but run inside the PID namespace, right before drainit (so as PID 1 the
+    /// setup must end in `exec`, directly or through a program that execs the rest of its
+    /// command line, as `python3 -c '...; os.execvp(...)' "$@"`).
+    pub fn inner_shell(mut self, setup: &str) -> Builder {
+        self.inner_shell = Some(setup.to_string());
+        self
+    }
+
     /// Give drainit a controlling terminal on stdin, stdout and stderr: run it under
     /// `script`, which copies our stdin (`Drainit::type_keys`) to the terminal and the
     /// terminal's output (drainit's log included, lines ending in CR LF) to our stdout.
@@ -461,6 +472,11 @@ impl Builder {
         }
         if self.own_session && self.pid1 {
             argv.extend(["setsid", "--ctty"].map(OsString::from));
+        }
+        if let Some(inner) = &self.inner_shell {
+            argv.extend(
+                ["bash", "-c", &format!("{inner}\nexec \"$@\""), "bash"].map(OsString::from),
+            );
         }
         argv.push(drainit_bin().into_os_string());
         argv.extend(self.args.iter().cloned());
