@@ -130,9 +130,13 @@ impl Intake {
     }
 
     /// The signals queued since the last call, in the order the kernel hands them out (lowest
-    /// standard signal first; real-time signals in their queue order), at most `BATCH` per
-    /// call. Like the kernel, this has one of each standard signal; real-time ones are queued.
+    /// standard signal first; real-time signals in their queue order), each kind once (see
+    /// `coalesce`), from at most `BATCH` queued signals per call.
     pub fn pending(&mut self) -> Vec<Sig> {
+        coalesce(self.read_batch())
+    }
+
+    fn read_batch(&mut self) -> Vec<Sig> {
         let mut out = Vec::new();
         while out.len() < BATCH {
             match self.fd.read_signal() {
@@ -149,9 +153,42 @@ impl Intake {
     }
 }
 
+/// `batch` with each signal once, where it first came. The kernel keeps one pending instance
+/// of a standard signal but queues every real-time one: five RTMIN+1s sent while drainit was
+/// stopped or busy would be five forwards, and two queued stop signals would read as "a second
+/// stop signal" and cut the drain delay short. Signals of one kind that were pending together
+/// are one event (contract, point 2), real-time ones included.
+fn coalesce(batch: Vec<Sig>) -> Vec<Sig> {
+    let mut seen = 0u64;
+    batch
+        .into_iter()
+        .filter(|sig| {
+            let Some(bit) = (1..=64).contains(&sig.0).then(|| 1u64 << (sig.0 - 1)) else {
+                return true;
+            };
+            let first = seen & bit == 0;
+            seen |= bit;
+            first
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signals_of_one_kind_in_one_read_are_one_event_in_first_arrival_order() {
+        let s = |v: &[i32]| v.iter().map(|n| Sig(*n)).collect::<Vec<_>>();
+        assert_eq!(
+            coalesce(s(&[18, 35, 35, 36, 36, 36, 36, 36, 10])),
+            s(&[18, 35, 36, 10])
+        );
+        assert_eq!(coalesce(s(&[64, 1, 64, 1, 15])), s(&[64, 1, 15]));
+        assert_eq!(coalesce(Vec::new()), Vec::new());
+        // Numbers no signal has (never read from a signalfd) are kept, not folded.
+        assert_eq!(coalesce(s(&[0, 0, 200])), s(&[0, 0, 200]));
+    }
 
     #[test]
     fn caught_set_excludes_the_uncatchable_faults_and_pipe_but_has_job_control_and_rt() {
