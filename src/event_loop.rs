@@ -216,7 +216,7 @@ impl EventLoop {
                     log::info!("the child exited during the drain delay: {sig} not forwarded")
                 }
                 Action::TermLeftovers { wait } => {
-                    if reap::signal_leftovers(Sig::TERM) {
+                    if reap::signal_leftovers(Sig::TERM, self.child.pid) {
                         log::info!(
                             "sent SIGTERM to the processes left; waiting up to {} for them",
                             human(wait)
@@ -224,7 +224,7 @@ impl EventLoop {
                     }
                 }
                 Action::KillLeftovers { why } => {
-                    if reap::signal_leftovers(Sig::KILL) {
+                    if reap::signal_leftovers(Sig::KILL, self.child.pid) {
                         match why {
                             KillWhy::WaitOver => {
                                 log::info!("processes still left after the wait: sent SIGKILL")
@@ -309,7 +309,7 @@ impl EventLoop {
                 return;
             }
             // Something forked after the SIGKILL, or is still dying: ask again, briefly.
-            reap::signal_leftovers(Sig::KILL);
+            reap::signal_leftovers(Sig::KILL, self.child.pid);
             let mut fds = [PollFd::new(self.intake.fd(), PollFlags::POLLIN)];
             let _ = poll(&mut fds, PollTimeout::from(10u8));
             let _ = self.intake.pending();
