@@ -63,6 +63,9 @@ fn a_double_dash_ends_drainit_s_options() {
 const BAD: &[(&str, &str, &str)] = &[
     ("--drain-delay", "DRAINIT_DRAIN_DELAY", "soon"),
     ("--drain-delay", "DRAINIT_DRAIN_DELAY", "-1s"),
+    // No exponents (`1e3s` never parsed either), nothing finer than drainit's milliseconds.
+    ("--drain-delay", "DRAINIT_DRAIN_DELAY", "1e3"),
+    ("--grace-period", "DRAINIT_GRACE_PERIOD", "0.0000001s"),
     ("--grace-period", "DRAINIT_GRACE_PERIOD", "forever"),
     ("--ready-addr", "DRAINIT_READY_ADDR", "nowhere"),
     ("--ready-addr", "DRAINIT_READY_ADDR", "127.0.0.1:99999"),
@@ -75,6 +78,7 @@ const BAD: &[(&str, &str, &str)] = &[
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "KILL"),
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "STOP"),
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "NOPE"),
+    ("--stop-signal", "DRAINIT_STOP_SIGNALS", "RTMIN+"),
     // Never caught, so it could never start a drain.
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "PIPE"),
     // Reserved by the C library (glibc: 32-33, musl: 32-34): cannot be caught either.
