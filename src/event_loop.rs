@@ -54,7 +54,8 @@ impl EventLoop {
             config.drain_delay,
             config.grace_period,
             config.leftover_wait(),
-        );
+        )
+        .dropping(config.dropped_stop_signals());
         EventLoop {
             config,
             intake,
@@ -246,6 +247,11 @@ impl EventLoop {
             // the drain's own step is worth an info line.
             if why == Why::PassOn {
                 log::debug!("{sig} dropped (--rewrite {sig}:NONE)");
+            } else if self.config.grace_period.is_some() {
+                log::info!(
+                    "{sig} dropped (--rewrite {sig}:NONE): nothing forwarded, so no SIGKILL \
+                     follows (the grace period starts when a stop signal is sent)"
+                );
             } else {
                 log::info!("{sig} dropped (--rewrite {sig}:NONE): nothing forwarded");
             }

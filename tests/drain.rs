@@ -241,3 +241,33 @@ fn real_time_signals_queued_together_are_forwarded_once_and_are_one_stop_signal(
         assert_eq!(count(&d, "SIGRTMIN+2"), 1, "pid1={pid1}");
     }
 }
+
+#[test]
+fn a_stop_signal_rewritten_to_none_starts_no_grace_period() {
+    // Nothing was forwarded, so nothing asked the app to stop: it must not be SIGKILLed a
+    // grace period later.
+    for pid1 in [true, false] {
+        let mut d = drainit(["-r", "TERM:NONE", "-g", "500ms"])
+            .pid1(pid1)
+            .arg(example("print-signals"))
+            .args(["--exit-on", "USR2"])
+            .start();
+        d.wait_stdout("ready");
+        d.send(libc::SIGTERM);
+        let dropped = d.wait_stderr("nothing forwarded").at;
+        assert!(d.stderr().contains("no SIGKILL follows"), "{}", d.stderr());
+        // Four grace periods on, the app still runs (checked all along, not slept through).
+        let child = d.child();
+        while dropped.elapsed() < Duration::from_secs(2) {
+            assert!(
+                stat(child).is_some_and(|s| s.state != 'Z'),
+                "pid1={pid1}: the app was killed\n{}",
+                d.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d.send_and_see(libc::SIGUSR2, "SIGUSR2");
+        assert_eq!(d.wait_exit(), 0, "pid1={pid1}\n{}", d.stderr());
+        assert!(!d.stderr().contains("sending SIGKILL"), "{}", d.stderr());
+    }
+}
