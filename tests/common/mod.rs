@@ -61,15 +61,20 @@ const INTAKE_SIGNALS: [i32; 6] = [
     64,
 ];
 
-/// The drainit binary under test.
+/// The drainit binary under test: `$DRAINIT_BIN` if set (CI runs the whole suite on the
+/// shipped static build from scripts/build-static.sh), else the one cargo built for the tests.
 pub fn drainit_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_drainit"))
+    std::env::var_os("DRAINIT_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_drainit")),
+        PathBuf::from,
+    )
 }
 
-/// The path of a fixture program from `examples/`, built (once per test binary) next to drainit.
+/// The path of a fixture program from `examples/`, built (once per test binary) next to cargo's
+/// drainit, whichever drainit is under test.
 pub fn example(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
-    let bin = drainit_bin();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_drainit"));
     let profile_dir = bin.parent().expect("target profile dir");
     BUILD.call_once(|| {
         let mut cargo = Command::new(env!("CARGO"));
