@@ -101,6 +101,27 @@ pub fn rtmin(n: i32) -> i32 {
     libc::SIGRTMIN() + n
 }
 
+/// The lowest real-time signal the drainit under test can catch and forward. Its C library keeps
+/// the ones below for itself, and that need not be this test's libc: glibc keeps 32-33, musl (the
+/// static build, `DRAINIT_BIN`) 32-34. Asked of drainit itself, once: it refuses a reserved
+/// stop signal with status 2.
+pub fn drainit_rtmin() -> i32 {
+    static FIRST: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *FIRST.get_or_init(|| {
+        let sig = libc::SIGRTMIN();
+        let out = Command::new(drainit_bin())
+            .args(["-q", "--stop-signal", &sig.to_string(), "--", "true"])
+            .env_remove("DRAINIT_STOP_SIGNALS")
+            .output()
+            .expect("run drainit");
+        if out.status.code() == Some(2) {
+            sig + 1
+        } else {
+            sig
+        }
+    })
+}
+
 /// Send `sig` (any number, real-time too) to a host pid; `pid < 0` is a process group.
 pub fn kill(pid: i32, sig: i32) -> bool {
     match nix::sys::signal::Signal::try_from(sig) {
