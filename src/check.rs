@@ -25,7 +25,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{SockaddrStorage, connect, getsockopt, sockopt};
 
-use crate::logging::Throttle;
+use crate::logging::{Throttle, human};
 use crate::parse::{CheckTarget, Endpoint, Host};
 use crate::ready::tcp_socket;
 
@@ -208,7 +208,7 @@ pub fn check_now(target: &CheckTarget, timeout: Duration) -> Result<(), String> 
 }
 
 fn no_answer(timeout: Duration) -> Outcome {
-    Outcome::Fail(format!("no answer within {}s", timeout.as_secs_f64()))
+    Outcome::Fail(format!("no answer within {}", human(timeout)))
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -721,7 +721,7 @@ mod tests {
         for addr in [silent.local_addr().unwrap(), trickle_addr] {
             let start = Instant::now();
             let why = check_now(&http_target(addr, "/"), timeout).unwrap_err();
-            assert_eq!(why, "no answer within 0.3s");
+            assert_eq!(why, "no answer within 300ms");
             assert!(start.elapsed() >= timeout);
         }
     }

@@ -31,7 +31,10 @@ use crate::signals;
         127 not found, 126 not executable, 2 usage, 1 other.",
     override_usage = "drainit [OPTIONS] [--] COMMAND [ARGS]...\n       drainit --probe [TARGET]",
     trailing_var_arg = true,
-    dont_delimit_trailing_values = true
+    dont_delimit_trailing_values = true,
+    // `-d 1 -d 2` is `-d 2`: the last one wins, as with getopt-based inits and most CLIs (the
+    // repeatable options still collect every value).
+    args_override_self = true
 )]
 struct Args {
     /// Time between the first stop signal and forwarding it; /readyz is 503 meanwhile
@@ -147,7 +150,8 @@ fn parse_from(
         (0, true, _) => "warn".to_string(),
         (1, _, _) => "debug".to_string(),
         (v, _, _) if v >= 2 => "trace".to_string(),
-        (_, _, Some(env)) if !env.trim().is_empty() => {
+        // Empty or blank is invalid too, as for every other DRAINIT_* variable.
+        (_, _, Some(env)) => {
             if !logging::valid_filter(&env) {
                 return Err(cmd.error(
                     clap::error::ErrorKind::ValueValidation,
@@ -443,6 +447,11 @@ mod tests {
         assert_eq!(c.log_filter, "drainit=trace");
         let c = parse_from(argv(&["-q", "true"]), None).unwrap();
         assert_eq!(c.log_filter, "warn");
+        let c = parse_from(argv(&["-v", "-v", "true"]), None).unwrap();
+        assert_eq!(
+            c.log_filter, "trace",
+            "-v still counts with args_override_self"
+        );
         let e = parse_from(argv(&["true"]), Some("x=loud".into())).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("DRAINIT_LOG"));

@@ -48,6 +48,15 @@ impl Config {
         }
     }
 
+    /// The stop signals `--rewrite` drops (forwarding them sends nothing).
+    pub fn dropped_stop_signals(&self) -> Vec<Sig> {
+        self.stop_signals
+            .iter()
+            .copied()
+            .filter(|s| self.rewrite(*s).is_none())
+            .collect()
+    }
+
     /// How long the exit path waits for leftovers before SIGKILL.
     pub fn leftover_wait(&self) -> Duration {
         self.grace_period.unwrap_or(DEFAULT_LEFTOVER_WAIT)

@@ -4,8 +4,9 @@
 //! when not (one line on stderr saying why), 2 on a usage error. It gives up 1.9 s after it
 //! started, whatever the target does, so it answers within 2 s.
 //!
-//! This mode runs no command and touches no signal, spawn or event loop: `main` hands over to
-//! it before anything else. It is chosen by the first argument alone (`--probe` or
+//! This mode runs no command and touches no signal intake, spawn or event loop: `main` hands
+//! over to it before anything else, and it unblocks the signals that sys.rs's constructor
+//! blocked before `main` ran, so it stops on SIGTERM or Ctrl-C like any client. It is chosen by the first argument alone (`--probe` or
 //! `--probe=TARGET`), and reads no other option and no env var but `DRAINIT_READY_ADDR` (the
 //! default target), so a probe works in a container whose drainit is configured with
 //! `DRAINIT_*` variables it has no use for. Anything after TARGET, a COMMAND included, is a
@@ -14,6 +15,8 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::time::Duration;
+
+use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 
 use crate::check;
 use crate::error::Fatal;
@@ -51,6 +54,9 @@ pub fn requested(argv: impl IntoIterator<Item = OsString>) -> Option<Vec<OsStrin
 
 /// Probe, report and return the exit code.
 pub fn run(args: &[OsString]) -> u8 {
+    // sys.rs's constructor blocked the signals the init collects, before main could tell the
+    // modes apart. A probe is an ordinary client: a SIGTERM or Ctrl-C must stop it.
+    let _ = pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&SigSet::all()), None);
     let target = match target(args, std::env::var_os(READY_ADDR_ENV)) {
         Ok(Some(target)) => target,
         Ok(None) => {

@@ -15,6 +15,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -284,6 +285,34 @@ fn a_server_that_accepts_and_never_answers_is_unhealthy_within_two_seconds() {
         assert!(p.took < Duration::from_secs(6), "took {:?}", p.took);
     }
     drop(silent);
+}
+
+#[test]
+fn a_probe_stops_on_sigterm_like_any_client() {
+    // drainit blocks its signals before main (for the init); the probe must not keep them so.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = format!("http://127.0.0.1:{}/", silent.local_addr().unwrap().port());
+    let mut child = Command::new(drainit_bin())
+        .args(["--probe", &target])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    // Once it has connected, it waits for the answer, with nothing blocked.
+    silent.set_nonblocking(true).unwrap();
+    let mut accepted = None;
+    common::wait_until("the probe to connect", DEADLINE, || {
+        accepted = silent.accept().ok();
+        accepted.is_some()
+    });
+    assert_eq!(
+        common::sigmask(pid, "SigBlk"),
+        Some(0),
+        "signals left blocked"
+    );
+    common::kill(pid, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
 }
 
 #[test]
