@@ -70,7 +70,7 @@ fn run() -> Result<u8, Fatal> {
     let checker = config.ready_check.clone().map(Checker::new);
     reap::become_subreaper();
 
-    let child = child::spawn(&config.command, config.single_child)?;
+    let child = child::spawn(&config.command)?;
     log::debug!("started {:?} as pid {}", config.command, child.pid);
     // From here on nothing is fatal.
     fds::close_inherited(&inherited);
