@@ -41,6 +41,7 @@ const MAX_STATUS_LINE: usize = 1024;
 /// How often the same kind of log line may appear; repeats in between are counted.
 const LOG_WINDOW: Duration = Duration::from_secs(10);
 
+/// `--ready-check`: the check in progress, when the next is due, and the latest result.
 pub struct Checker {
     target: CheckTarget,
     check: Option<Check>,
@@ -94,7 +95,7 @@ impl Checker {
                 check.advance(ev)
             };
             if outcome == Outcome::Pending && now >= check.deadline {
-                outcome = no_answer(TIMEOUT);
+                outcome = Outcome::Fail(no_answer(TIMEOUT));
             }
             if outcome != Outcome::Pending {
                 self.check = None;
@@ -181,7 +182,7 @@ pub fn check_now(target: &CheckTarget, timeout: Duration) -> Result<(), String> 
     while let Some(c) = check.as_mut().filter(|_| outcome == Outcome::Pending) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            outcome = no_answer(timeout);
+            outcome = Outcome::Fail(no_answer(timeout));
             break;
         }
         // Rounded up, so the loop does not spin through the last millisecond.
@@ -200,15 +201,12 @@ pub fn check_now(target: &CheckTarget, timeout: Duration) -> Result<(), String> 
     match outcome {
         Outcome::Pass => Ok(()),
         Outcome::Fail(why) => Err(why),
-        Outcome::Pending => Err(match no_answer(timeout) {
-            Outcome::Fail(why) => why,
-            _ => String::new(),
-        }),
+        Outcome::Pending => Err(no_answer(timeout)),
     }
 }
 
-fn no_answer(timeout: Duration) -> Outcome {
-    Outcome::Fail(format!("no answer within {}", human(timeout)))
+fn no_answer(timeout: Duration) -> String {
+    format!("no answer within {}", human(timeout))
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
