@@ -15,7 +15,6 @@
 //! looks; for a name in /etc/hosts (`localhost`, a Compose service's own name) that is a file
 //! read, but a DNS lookup holds the caller for as long as the resolver takes.
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd};
@@ -256,7 +255,7 @@ struct Check {
     addr: SocketAddr,
     stage: Stage,
     /// The addresses not tried yet, in order.
-    rest: VecDeque<SocketAddr>,
+    rest: std::vec::IntoIter<SocketAddr>,
     /// Each address that did not connect, and why.
     failures: Vec<(SocketAddr, String)>,
     /// The HTTP request, or `None` for a TCP check.
@@ -285,7 +284,7 @@ impl Check {
             ),
         };
         let mut rest = match addresses(target.endpoint()) {
-            Ok(addrs) => VecDeque::from(addrs),
+            Ok(addrs) => addrs.into_iter(),
             Err(why) => return (None, Outcome::Fail(why)),
         };
         let mut failures = Vec::new();
@@ -427,10 +426,10 @@ fn status_code(line: &str) -> Option<u16> {
 /// Start connecting to the first of `rest` that takes a connect, recording why the others
 /// did not (no IPv6 in this network namespace, a refusal on loopback).
 fn open_next(
-    rest: &mut VecDeque<SocketAddr>,
+    rest: &mut impl Iterator<Item = SocketAddr>,
     failures: &mut Vec<(SocketAddr, String)>,
 ) -> Option<(SocketAddr, TcpStream)> {
-    while let Some(addr) = rest.pop_front() {
+    for addr in rest {
         match open(addr) {
             Ok(stream) => return Some((addr, stream)),
             Err(e) => failures.push((addr, e.desc().to_string())),
