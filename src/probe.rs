@@ -6,11 +6,11 @@
 //!
 //! This mode runs no command and touches no signal intake, spawn or event loop: `main` hands
 //! over to it before anything else, and it unblocks the signals that sys.rs's constructor
-//! blocked before `main` ran, so it stops on SIGTERM or Ctrl-C like any client. It is chosen by the first argument alone (`--probe` or
-//! `--probe=TARGET`), and reads no other option and no env var but `DRAINIT_READY_ADDR` (the
-//! default target), so a probe works in a container whose drainit is configured with
-//! `DRAINIT_*` variables it has no use for. Anything after TARGET, a COMMAND included, is a
-//! usage error: a probe never starts anything.
+//! blocked before `main` ran, so it stops on SIGTERM or Ctrl-C like any client. It is chosen
+//! by the first argument alone (`--probe` or `--probe=TARGET`), and reads no other option and
+//! no env var but `DRAINIT_READY_ADDR` (the default target), so a probe works in a container
+//! whose drainit is configured with `DRAINIT_*` variables it has no use for. Anything after
+//! TARGET, a COMMAND included, is a usage error: a probe never starts anything.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -60,7 +60,8 @@ pub fn run(args: &[OsString]) -> u8 {
     let target = match target(args, std::env::var_os(READY_ADDR_ENV)) {
         Ok(Some(target)) => target,
         Ok(None) => {
-            say(USAGE);
+            // Help goes to stdout, as clap's does.
+            let _ = writeln!(std::io::stdout(), "{USAGE}");
             return 0;
         }
         Err(usage) => {
