@@ -2,7 +2,8 @@
 # Installs what drainit's tests and benchmarks need, idempotently: every step checks first and
 # does nothing when the tool is already there, so it is cheap to run before every test run.
 #   - Debian packages: HAProxy (the real load balancer in the rolling-restart test), the inits we
-#     compare against (tini, dumb-init, catatonit), curl, util-linux (unshare, setpriv, script).
+#     compare against (tini, dumb-init, catatonit), curl, util-linux (unshare, setpriv, script),
+#     qemu-user-static (CI runs the arm64 build under it).
 #   - Rust: the x86_64-unknown-linux-musl target for the static release binary.
 # Needs root for apt-get (the tests need root anyway: they create PID namespaces).
 set -euo pipefail
@@ -23,6 +24,7 @@ want python3 python3
 want file file
 want node nodejs
 want npm npm
+want qemu-aarch64-static qemu-user-static # the arm64 static build as PID 1 (.ci/run)
 
 if ((${#need_pkgs[@]})); then
   echo "install-deps: apt-get install ${need_pkgs[*]}" >&2

@@ -40,6 +40,8 @@ pub struct EventLoop {
     drain: Drain,
     ended: Option<Ended>,
     forward_errors: Throttle,
+    /// SIGCHLD was read and not yet followed by a reap; see `reap`.
+    reap_due: bool,
 }
 
 impl EventLoop {
@@ -65,6 +67,8 @@ impl EventLoop {
             drain,
             ended: None,
             forward_errors: Throttle::new(Duration::from_secs(10)),
+            // The first turn reaps whatever came: the child may have died before the loop.
+            reap_due: true,
         }
     }
 
@@ -108,6 +112,8 @@ impl EventLoop {
                 .saturating_add(Duration::from_micros(999))
                 .min(MAX_WAIT)
         });
+        // A SIGCHLD read after this turn's reap (by `serve`) is no longer in the signalfd.
+        let wait = if self.reap_due { Duration::ZERO } else { wait };
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -124,6 +130,9 @@ impl EventLoop {
 
     fn take_signals(&mut self, now: Instant) {
         for sig in self.intake.pending() {
+            if sig == Sig::CHLD {
+                self.reap_due = true;
+            }
             if !signals::is_forwarded(sig) {
                 continue;
             }
@@ -136,8 +145,13 @@ impl EventLoop {
         }
     }
 
+    /// Reap, but only after a SIGCHLD, and then until waitpid has nothing more. No ending is
+    /// missed: the kernel raises SIGCHLD in drainit after every state change of a child (an
+    /// orphan handed to drainit as a zombie too), SIGCHLD is blocked from before the fork, so
+    /// it waits in the signalfd, and one pending SIGCHLD stands for any number of endings,
+    /// which is why one pass reaps until empty. The first turn reaps regardless.
     fn reap(&mut self, now: Instant) {
-        if self.child.is_reaped() && self.drain.is_done() {
+        if !std::mem::take(&mut self.reap_due) || (self.child.is_reaped() && self.drain.is_done()) {
             return;
         }
         let reaped = reap::reap(self.child.pid);

@@ -380,7 +380,7 @@ fn a_value_that_is_not_utf8_exits_2_naming_where_it_came_from() {
     use std::os::unix::ffi::OsStrExt;
     let bad = OsStr::from_bytes(b"\xff");
     let run = |args: &[&OsStr], env: Option<(&str, &OsStr)>| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_drainit"));
+        let mut cmd = std::process::Command::new(drainit_bin());
         cmd.args(args).env_remove("DRAINIT_LOG");
         if let Some((k, v)) = env {
             cmd.env(k, v);

@@ -14,6 +14,8 @@
 //! missing HAProxy that cannot be installed fails this test, it does not skip it. Needs root,
 //! node and npm.
 
+mod common;
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -34,7 +36,8 @@ fn drainit_loses_no_request_while_haproxy_backends_restart_one_by_one() {
     let mut bench = Bench::spawn(
         Command::new("bash")
             .arg(root.join("bench/rolling-restart/run.sh"))
-            .args(["--drainit", env!("CARGO_BIN_EXE_drainit")])
+            .arg("--drainit")
+            .arg(common::drainit_bin())
             .args(["--out", out.0.join("results").to_str().unwrap()])
             .args(["--inits", "drainit", "--modes", "graceful,default"])
             // Two backends, one round: each restart costs the drain delay plus ~3 s until
