@@ -53,4 +53,18 @@ kill -TERM "$init"
 rc=0; wait "$outer" || rc=$?; outer=
 [ "$rc" = 5 ] || fail "the drained app's status came back as $rc: $(cat "$tmp/drainit.err")"
 grep -q "holding SIGTERM for 500ms" "$tmp/drainit.err" || fail "no drain: $(cat "$tmp/drainit.err")"
+
+# --probe with musl's resolver: Docker's /etc/hosts (::1 localhost listed beside 127.0.0.1, ::1
+# sorted first) in a private mount namespace, a drainit serving /readyz on 127.0.0.1 only.
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$tmp/hosts"
+"${runner[@]}" "$bin" --ready-addr 127.0.0.1:0 -- sleep 100 2>"$tmp/server.err" &
+outer=$!
+wait_for "the readiness server" grep -qs "serving /readyz" "$tmp/server.err"
+port=$(sed -n 's/.*serving \/readyz and \/livez on .*:\([0-9]*\)$/\1/p' "$tmp/server.err")
+rc=0; unshare --mount sh -c 'mount --bind "$1" /etc/hosts && shift && exec "$@"' \
+  sh "$tmp/hosts" "${runner[@]}" "$bin" --probe "localhost:$port" 2>"$tmp/probe.err" || rc=$?
+[ "$rc" = 0 ] || fail "--probe localhost:$port gave $rc: $(cat "$tmp/probe.err")"
+kill -TERM "$outer"; wait "$outer" 2>/dev/null || true; outer=
+rc=0; "${runner[@]}" "$bin" --probe "127.0.0.1:$port" 2>"$tmp/probe.err" || rc=$?
+[ "$rc" = 1 ] || fail "--probe of a stopped server gave $rc"
 echo "smoke-static: ok ($(stat -c %s "$bin") bytes${runner[*]:+, under ${runner[*]}})"

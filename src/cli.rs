@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
-use crate::config::Config;
+use crate::config::{Config, Forwarding};
 use crate::logging;
 use crate::parse::{self, CheckTarget, Rewrite, Sig};
 use crate::signals;
@@ -22,13 +22,17 @@ use crate::signals;
     version,
     about = "A tiny init for containers that drains before it stops.",
     long_about = "A tiny init for containers that drains before it stops.\n\n\
-        drainit runs COMMAND as PID 1's child, reaps every zombie and forwards signals to \
-        COMMAND's process group. On the first stop signal it fails /readyz at once, holds the \
+        drainit runs COMMAND as PID 1's child, reaps every zombie and forwards signals: the stop \
+        signals to COMMAND's process group (so a wrapper such as npm start or sh -c cannot keep \
+        them from the app), every other signal to COMMAND alone (so a process manager such as \
+        gunicorn or nginx gets HUP, USR2, TTIN in its master, not in its workers). On the first \
+        stop signal it fails /readyz at once, holds the \
         signal for --drain-delay so the load balancer stops sending traffic, then forwards it.",
     after_help = "DUR: 4s, 500ms, 1m, 1.5s, 2m30s; a bare number is seconds; whole milliseconds.\n\
         SIG: TERM, SIGTERM, term, 15, RTMIN+3.\n\
         Exit status: the command's, or 128+N if signal N killed it; drainit's own failures: \
         127 not found, 126 not executable, 2 usage, 1 other.",
+    override_usage = "drainit [OPTIONS] [--] COMMAND [ARGS]...\n       drainit --probe [TARGET]",
     trailing_var_arg = true,
     dont_delimit_trailing_values = true,
     // `-d 1 -d 2` is `-d 2`: the last one wins, as with getopt-based inits and most CLIs (the
@@ -69,10 +73,16 @@ struct Args {
           allow_hyphen_values = true)]
     rewrites: Vec<Rewrite>,
 
-    /// Forward signals to the child only, not to its process group
+    /// Send even the stop signals to the child alone, not to its process group
     #[arg(short = 'c', long, env = "DRAINIT_SINGLE_CHILD", action = ArgAction::SetTrue,
           value_parser = BoolishValueParser::new())]
     single_child: bool,
+
+    /// Forward every signal to the child's process group, not only the stop signals
+    /// (dumb-init's behaviour); not with -c
+    #[arg(short = 'G', long, env = "DRAINIT_GROUP_ALL", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
+    group_all: bool,
 
     /// Map the final exit status FROM (0-255, after 128+N folding) to TO; repeatable
     #[arg(long = "remap-exit", env = "DRAINIT_REMAP_EXIT", value_name = "FROM:TO",
@@ -88,11 +98,19 @@ struct Args {
     #[arg(short = 'q', long)]
     quiet: bool,
 
+    /// Health-check client: probe TARGET once, exit 0 if healthy, 1 if not; runs no command.
+    /// TARGET: tcp://HOST:PORT, http://HOST:PORT/PATH or an ADDR, meaning its /readyz
+    /// [default: the /readyz of DRAINIT_READY_ADDR]. Must be the first argument
+    // main.rs hands `drainit --probe ...` to probe.rs before clap runs; this entry is the help,
+    // and the error when --probe comes after other options.
+    #[arg(long, value_name = "TARGET", num_args = 0..=1)]
+    probe: Option<Option<String>>,
+
     /// The command to run, and its arguments
     // Not allow_hyphen_values: a misspelt option (`--grace 5s node`) must be a usage error, not
     // a command named `--grace`. Options take values starting with '-' instead, so `-g -1`
     // is a bad value of --grace-period; `--` runs a command whose name starts with '-'.
-    #[arg(value_name = "COMMAND", required = true, num_args = 1..)]
+    #[arg(value_name = "COMMAND", required_unless_present = "probe", num_args = 1..)]
     command: Vec<OsString>,
 }
 
@@ -129,6 +147,13 @@ fn parse_from(
         .map_err(|e| name_the_env_var(&mut cmd, e))
         .map_err(|e| name_the_non_utf8_value(&mut cmd, &argv, e))?;
     let args = Args::from_arg_matches(&matches)?;
+    if args.probe.is_some() {
+        return Err(cmd.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "'--probe' must be the first argument (drainit --probe [TARGET]): a probe takes no \
+             other option and runs no command",
+        ));
+    }
 
     let log_filter = match (args.verbose, args.quiet, log_env) {
         (0, true, _) => "warn".to_string(),
@@ -149,6 +174,20 @@ fn parse_from(
         }
         _ => "info".to_string(),
     };
+    // Checked here, not with clap's conflicts_with: that counts DRAINIT_SINGLE_CHILD=0 as given.
+    let forwarding = match (args.single_child, args.group_all) {
+        (false, false) => Forwarding::StopToGroup,
+        (true, false) => Forwarding::SingleChild,
+        (false, true) => Forwarding::GroupAll,
+        (true, true) => {
+            return Err(cmd.error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--single-child (-c, DRAINIT_SINGLE_CHILD) and --group-all (-G, \
+                 DRAINIT_GROUP_ALL) cannot be used together: -c sends every signal to the \
+                 child alone, -G every signal to its process group",
+            ));
+        }
+    };
     Ok(Config {
         command: args.command,
         drain_delay: args.drain_delay,
@@ -161,7 +200,7 @@ fn parse_from(
             args.stop_signals
         },
         rewrites: args.rewrites,
-        single_child: args.single_child,
+        forwarding,
         remap_exit: args.remap_exit,
         log_filter,
     })
@@ -315,7 +354,7 @@ mod tests {
         assert_eq!(c.grace_period, None);
         assert_eq!(c.ready_addr, None);
         assert_eq!(c.stop_signals, [Sig::TERM]);
-        assert!(!c.single_child);
+        assert_eq!(c.forwarding, Forwarding::StopToGroup);
     }
 
     #[test]
@@ -400,6 +439,36 @@ mod tests {
         }
         let first_free = Sig(libc::SIGRTMIN()).to_string();
         assert!(parse(&["--stop-signal", &first_free, "true"]).is_ok());
+    }
+
+    #[test]
+    fn probe_after_other_options_is_a_usage_error() {
+        for args in [&["-v", "--probe"][..], &["-q", "--probe", ":8086", "true"]] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains("must be the first argument"), "{e}");
+        }
+    }
+
+    #[test]
+    fn c_and_g_pick_the_forwarding_and_together_are_a_usage_error() {
+        assert_eq!(
+            parse(&["-c", "true"]).unwrap().forwarding,
+            Forwarding::SingleChild
+        );
+        assert_eq!(
+            parse(&["--group-all", "true"]).unwrap().forwarding,
+            Forwarding::GroupAll
+        );
+        for args in [&["-c", "-G", "true"][..], &["-cG", "true"]] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            assert!(
+                first.contains("--single-child") && first.contains("--group-all"),
+                "{first}"
+            );
+        }
     }
 
     #[test]

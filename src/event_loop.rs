@@ -10,7 +10,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::check::Checker;
 use crate::child::Child;
-use crate::config::Config;
+use crate::config::{Config, Target};
 use crate::drain::{Action, Drain, KillWhy, Why};
 use crate::logging::{Throttle, human};
 use crate::parse::Sig;
@@ -221,7 +221,7 @@ impl EventLoop {
                     log::info!(
                         "grace period ({}) over: sending SIGKILL to {}",
                         human(grace),
-                        self.target()
+                        self.describe(Target::Group)
                     );
                     if let Err(e) = self.child.kill_group() {
                         log::debug!("SIGKILL to the child's group: {e}");
@@ -254,8 +254,10 @@ impl EventLoop {
         }
     }
 
-    /// Forward `sig` after `--rewrite`, to the group or (with -c) the child.
+    /// Forward `sig` after `--rewrite`, where `Config::target` says the received `sig` goes.
     fn forward(&mut self, sig: Sig, why: Why, now: Instant) {
+        let target = self.config.target(sig);
+        let to = self.describe(target);
         let Some(out) = self.config.rewrite(sig) else {
             // Per-signal lines stay at debug, so a storm of dropped signals cannot flood the log;
             // the drain's own step is worth an info line.
@@ -277,25 +279,21 @@ impl EventLoop {
             format!("{out} (rewritten from {sig})")
         };
         match why {
-            Why::PassOn => log::debug!("forwarding {what} to {}", self.target()),
-            Why::NoDelay => log::info!("{sig} received: forwarding {what} to {}", self.target()),
-            Why::DelayOver => {
-                log::info!("drain delay over: forwarding {what} to {}", self.target())
+            Why::PassOn => log::debug!("forwarding {what} to {to}"),
+            Why::NoDelay => log::info!("{sig} received: forwarding {what} to {to}"),
+            Why::DelayOver => log::info!("drain delay over: forwarding {what} to {to}"),
+            Why::CutShort => {
+                log::info!("second stop signal: drain delay cut short, forwarding {what} to {to}")
             }
-            Why::CutShort => log::info!(
-                "second stop signal: drain delay cut short, forwarding {what} to {}",
-                self.target()
-            ),
         }
-        match self.child.send(out) {
+        match self.child.send(out, target) {
             Ok(()) => {}
             // The group is already gone (the child exited, not yet reaped): nothing to tell.
             Err(Errno::ESRCH) => log::debug!("{what}: no process left to receive it"),
             Err(e) => {
                 if let Some(suppressed) = self.forward_errors.hit(now) {
                     log::warn!(
-                        "cannot forward {what} to {}: {e}{}",
-                        self.target(),
+                        "cannot forward {what} to {to}: {e}{}",
                         if suppressed > 0 {
                             format!(" ({suppressed} similar failures not logged)")
                         } else {
@@ -307,11 +305,11 @@ impl EventLoop {
         }
     }
 
-    fn target(&self) -> String {
-        if self.config.single_child {
-            format!("child {}", self.child.pid)
-        } else {
-            format!("process group {}", self.child.pid)
+    /// A target as the log names it.
+    fn describe(&self, target: Target) -> String {
+        match target {
+            Target::Group => format!("process group {}", self.child.pid),
+            Target::Child => format!("child {}", self.child.pid),
         }
     }
 

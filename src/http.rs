@@ -59,6 +59,7 @@ pub enum Persist {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Response {
     pub status: u16,
+    /// A word or two; on the wire it ends with a newline, so `curl .../readyz` ends its line.
     pub body: &'static str,
     /// A HEAD request: the headers a GET would get, and no body.
     pub head_only: bool,
@@ -94,7 +95,7 @@ impl Response {
              Cache-Control: no-store\r\n",
             self.status,
             reason(self.status),
-            self.body.len()
+            self.body.len() + 1
         );
         if self.status == 405 {
             out.extend_from_slice(b"Allow: GET, HEAD\r\n");
@@ -107,6 +108,7 @@ impl Response {
         out.extend_from_slice(b"\r\n");
         if !self.head_only {
             out.extend_from_slice(self.body.as_bytes());
+            out.push(b'\n');
         }
     }
 }
@@ -389,12 +391,39 @@ mod tests {
     }
 
     #[test]
+    fn every_body_ends_with_a_newline() {
+        for (request, health) in [
+            ("GET /readyz HTTP/1.1\r\n\r\n", READY),
+            ("GET /readyz HTTP/1.1\r\n\r\n", NOT_READY),
+            ("GET /readyz HTTP/1.1\r\n\r\n", DRAINING),
+            ("GET /livez HTTP/1.1\r\n\r\n", EXITED),
+            ("GET /nope HTTP/1.1\r\n\r\n", READY),
+            ("POST /readyz HTTP/1.1\r\n\r\n", READY),
+            ("GARBAGE\r\n\r\n", READY),
+        ] {
+            let (text, _) = serve(request.as_bytes(), health);
+            let (_, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(
+                body.ends_with('\n') && body.len() > 1,
+                "{request:?}: {body:?}"
+            );
+            assert!(
+                text.contains(&format!("\r\nContent-Length: {}\r\n", body.len())),
+                "{text}"
+            );
+        }
+        let mut out = Vec::new();
+        Response::timeout().write_to(&mut out);
+        assert!(out.ends_with(b"\r\n\r\nrequest timeout\n"));
+    }
+
+    #[test]
     fn a_response_has_every_header_we_promise() {
         let (text, served) = serve(b"GET /readyz HTTP/1.1\r\nHost: a\r\n\r\n", READY);
         assert_eq!(
             text,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\
-             Cache-Control: no-store\r\n\r\nok"
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\
+             Cache-Control: no-store\r\n\r\nok\n"
         );
         assert!(!served.close);
         let (text, _) = serve(b"GET /readyz HTTP/1.1\r\n\r\n", DRAINING);
@@ -402,8 +431,8 @@ mod tests {
             text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
             "{text}"
         );
-        assert!(text.contains("\r\nContent-Length: 8\r\n"), "{text}");
-        assert!(text.ends_with("\r\n\r\ndraining"), "{text}");
+        assert!(text.contains("\r\nContent-Length: 9\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\ndraining\n"), "{text}");
     }
 
     #[test]
@@ -412,7 +441,7 @@ mod tests {
         assert_eq!(
             text,
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
-             Content-Length: 8\r\nCache-Control: no-store\r\n\r\n"
+             Content-Length: 9\r\nCache-Control: no-store\r\n\r\n"
         );
         assert!(!served.close);
         let (text, _) = serve(b"HEAD /nope HTTP/1.1\r\n\r\n", READY);
@@ -464,7 +493,7 @@ mod tests {
             .map(|r| r.get(..3).unwrap())
             .collect();
         assert_eq!(statuses, ["200", "200", "404"]);
-        assert!(text.ends_with("\r\n\r\nnot found"), "{text}");
+        assert!(text.ends_with("\r\n\r\nnot found\n"), "{text}");
         // The partial fourth request stays for later.
         assert_eq!(served.consumed, input.len() - "GET /re".len());
         assert!(!served.close);

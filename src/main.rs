@@ -16,6 +16,7 @@ mod fds;
 mod http;
 mod logging;
 mod parse;
+mod probe;
 mod ready;
 mod reap;
 mod signals;
@@ -32,6 +33,11 @@ use crate::ready::Server;
 use crate::signals::Intake;
 
 fn main() -> ExitCode {
+    // `--probe` is a second, tiny mode (probe.rs): it must not block signals or spawn, so it is
+    // chosen before anything else.
+    if let Some(args) = probe::requested(std::env::args_os()) {
+        return ExitCode::from(probe::run(&args));
+    }
     match run() {
         Ok(code) => ExitCode::from(code),
         Err(fatal) => {
@@ -64,7 +70,7 @@ fn run() -> Result<u8, Fatal> {
     let checker = config.ready_check.clone().map(Checker::new);
     reap::become_subreaper();
 
-    let child = child::spawn(&config.command, config.single_child)?;
+    let child = child::spawn(&config.command)?;
     log::debug!("started {:?} as pid {}", config.command, child.pid);
     // From here on nothing is fatal.
     fds::close_inherited(&inherited);

@@ -129,6 +129,11 @@ fn a_bad_env_value_exits_2_naming_option_variable_and_value() {
             &["--single-child", "DRAINIT_SINGLE_CHILD"],
         ),
         (
+            "DRAINIT_GROUP_ALL",
+            "sometimes",
+            &["--group-all", "DRAINIT_GROUP_ALL"],
+        ),
+        (
             "DRAINIT_LOG",
             "drainit=loud",
             &["DRAINIT_LOG", "DRAINIT_LOG"],
@@ -229,6 +234,83 @@ fn single_child_comes_from_the_environment_unless_given() {
     }
     let log = log_of_a_stop(&["-c"], &[("DRAINIT_SINGLE_CHILD", "off")], false);
     assert!(log.contains("forwarding SIGTERM to child "), "{log}");
+}
+
+/// drainit's log after print-signals got a SIGHUP and a SIGTERM, with `-v` (a forwarded HUP is
+/// logged at debug level).
+fn log_of_a_hup(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut d = env
+        .iter()
+        .fold(drainit(["-v"]).args(args), |b, (k, v)| b.env(k, v))
+        .arg(example("print-signals"))
+        .start();
+    d.wait_stdout("ready");
+    d.send_and_see(libc::SIGHUP, "SIGHUP");
+    d.send(libc::SIGTERM);
+    assert_eq!(d.wait_exit(), 0, "{}", d.stderr());
+    d.stderr()
+}
+
+#[test]
+fn group_all_comes_from_the_environment_unless_given() {
+    for (value, all) in [
+        ("1", true),
+        ("yes", true),
+        ("on", true),
+        ("true", true),
+        ("0", false),
+        ("off", false),
+        ("no", false),
+        ("false", false),
+    ] {
+        let log = log_of_a_hup(&[], &[("DRAINIT_GROUP_ALL", value)]);
+        let target = if all {
+            "to process group "
+        } else {
+            "to child "
+        };
+        assert!(
+            log.contains(&format!("forwarding SIGHUP {target}")),
+            "{value}: {log}"
+        );
+        assert!(
+            log.contains("forwarding SIGTERM to process group "),
+            "{value}: {log}"
+        );
+    }
+    let log = log_of_a_hup(&["-G"], &[("DRAINIT_GROUP_ALL", "off")]);
+    assert!(log.contains("forwarding SIGHUP to process group "), "{log}");
+    let log = log_of_a_hup(&[], &[]);
+    assert!(log.contains("forwarding SIGHUP to child "), "{log}");
+}
+
+#[test]
+fn single_child_with_group_all_is_a_usage_error_from_flags_or_env() {
+    let on = |k| (k, "1");
+    for (args, env) in [
+        (&["-c", "-G"][..], &[][..]),
+        (&["--single-child", "--group-all"], &[]),
+        (&["-c"], &[on("DRAINIT_GROUP_ALL")]),
+        (&["-G"], &[on("DRAINIT_SINGLE_CHILD")]),
+        (&[], &[on("DRAINIT_SINGLE_CHILD"), on("DRAINIT_GROUP_ALL")]),
+    ] {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("true");
+        let f = run(&all, env);
+        let what = format!("{args:?} {env:?}");
+        assert_eq!(f.code, 2, "{what}: {}", f.stderr);
+        let first = f.first_stderr_line();
+        assert!(
+            first.contains("--single-child") && first.contains("--group-all"),
+            "{what}: the first line does not name both: {first}"
+        );
+        assert!(f.stdout.is_empty(), "{what}");
+    }
+    // Switched off in the environment, it conflicts with nothing.
+    let f = run(&["-c", "true"], &[("DRAINIT_GROUP_ALL", "0")]);
+    assert_eq!(f.code, 0, "{}", f.stderr);
+    let f = run(&["-G", "true"], &[("DRAINIT_SINGLE_CHILD", "off")]);
+    assert_eq!(f.code, 0, "{}", f.stderr);
 }
 
 #[test]
@@ -341,9 +423,13 @@ fn help_and_version_go_to_stdout_and_exit_0() {
         "DRAINIT_STOP_SIGNALS",
         "DRAINIT_REWRITE",
         "DRAINIT_SINGLE_CHILD",
+        "DRAINIT_GROUP_ALL",
         "DRAINIT_REMAP_EXIT",
     ] {
         assert!(help.contains(env), "--help does not mention {env}");
+    }
+    for option in ["--single-child", "--group-all"] {
+        assert!(help.contains(option), "--help does not mention {option}");
     }
 }
 

@@ -138,6 +138,15 @@ pub fn kill(pid: i32, sig: i32) -> bool {
     }
 }
 
+/// A loopback port that was free a moment ago (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// `arg` quoted for sh.
 pub fn shell_quote(arg: &OsStr) -> String {
     format!("'{}'", arg.to_string_lossy().replace('\'', r"'\''"))
