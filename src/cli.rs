@@ -28,7 +28,7 @@ use crate::signals;
         gunicorn or nginx gets HUP, USR2, TTIN in its master, not in its workers). On the first \
         stop signal it fails /readyz at once, holds the \
         signal for --drain-delay so the load balancer stops sending traffic, then forwards it.",
-    after_help = "DUR: 4s, 500ms, 1m, 1.5s, 2m30s; a bare number is seconds.\n\
+    after_help = "DUR: 4s, 500ms, 1m, 1.5s, 2m30s; a bare number is seconds; whole milliseconds.\n\
         SIG: TERM, SIGTERM, term, 15, RTMIN+3.\n\
         Exit status: the command's, or 128+N if signal N killed it; drainit's own failures: \
         127 not found, 126 not executable, 2 usage, 1 other.",

@@ -84,8 +84,8 @@ pub fn signal_leftovers(sig: Sig, group: Pid) -> bool {
         if !PROC_WARNED.swap(true, Ordering::Relaxed) {
             log::warn!(
                 "cannot list the processes left: {why}; signalling the child's process group \
-                 {group} instead (processes that left it are not reached; mount /proc, or run \
-                 drainit as PID 1)"
+                 {group} instead (processes that left it are not reached; mount this namespace's \
+                 /proc, or run drainit as PID 1)"
             );
         }
         return sys::kill(-group, sig.0).is_ok();
