@@ -113,8 +113,13 @@ pub fn human(d: Duration) -> String {
         0 => "0s".to_string(),
         1..=999 => format!("{ms}ms"),
         _ if ms < 60_000 || !ms.is_multiple_of(1000) => {
-            let secs = format!("{:.3}", d.as_secs_f64());
-            format!("{}s", secs.trim_end_matches('0').trim_end_matches('.'))
+            // Rounded to the millisecond, in integers (no float formatting in the binary).
+            let ms = (d.as_micros() + 500) / 1000;
+            let frac = format!("{:03}", ms % 1000);
+            match frac.trim_end_matches('0') {
+                "" => format!("{}s", ms / 1000),
+                f => format!("{}.{f}s", ms / 1000),
+            }
         }
         _ => match (ms / 60_000, ms % 60_000 / 1000) {
             (m, 0) => format!("{m}m"),

@@ -97,48 +97,73 @@ impl fmt::Display for Sig {
 }
 
 /// `4s`, `500ms`, `1m`, `1.5s`, `2m30s`, `1h`; a bare number (`3`, `0.5`) is seconds.
+/// Exact decimal arithmetic in nanoseconds (digits past a nanosecond are dropped), not floats:
+/// `0.1s` is 100ms exactly, and the binary carries no float parser (about 17 KB of 350).
 pub fn duration(s: &str) -> Result<Duration, String> {
     const HINT: &str = "expected a duration such as 4s, 500ms, 1.5s, 2m30s or a number of seconds";
     let t = s.trim();
     if t.is_empty() {
         return Err(format!("empty duration; {HINT}"));
     }
-    if let Ok(secs) = t.parse::<f64>() {
-        return secs_to_duration(secs).ok_or_else(|| format!("out of range; {HINT}"));
+    let total = match decimal_nanos(t, NANOS_PER_SEC) {
+        Some(n) => n,
+        None => {
+            let mut total = 0u128;
+            let mut rest = t;
+            while !rest.is_empty() {
+                let num_len = rest
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                    .unwrap_or(rest.len());
+                let (num, tail) = rest.split_at(num_len);
+                let unit_len = tail
+                    .find(|c: char| c.is_ascii_digit() || c == '.')
+                    .unwrap_or(tail.len());
+                let (unit, tail) = tail.split_at(unit_len);
+                let unit_ns = match unit {
+                    "ms" => 1_000_000,
+                    "s" => NANOS_PER_SEC,
+                    "m" => 60 * NANOS_PER_SEC,
+                    "h" => 3600 * NANOS_PER_SEC,
+                    "us" | "µs" => 1_000,
+                    _ => return Err(HINT.to_string()),
+                };
+                let value = decimal_nanos(num, unit_ns).ok_or_else(|| HINT.to_string())?;
+                total = total.saturating_add(value);
+                rest = tail;
+            }
+            total
+        }
+    };
+    // A year is far past any orchestrator's timeout; the bound keeps Instant arithmetic safe.
+    if total > 31_536_000 * NANOS_PER_SEC {
+        return Err(format!("out of range; {HINT}"));
     }
-    let mut total = 0f64;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let value: f64 = num.parse().map_err(|_| HINT.to_string())?;
-        let scale = match unit {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "us" | "µs" => 0.000_001,
-            _ => return Err(HINT.to_string()),
-        };
-        total += value * scale;
-        rest = tail;
-    }
-    secs_to_duration(total).ok_or_else(|| format!("out of range; {HINT}"))
+    let secs = u64::try_from(total / NANOS_PER_SEC).map_err(|_| format!("out of range; {HINT}"))?;
+    let nanos = u32::try_from(total % NANOS_PER_SEC).unwrap_or(0);
+    Ok(Duration::new(secs, nanos))
 }
 
-fn secs_to_duration(secs: f64) -> Option<Duration> {
-    // A year is far past any orchestrator's timeout; the bound keeps Instant arithmetic safe.
-    if secs.is_finite() && (0.0..=31_536_000.0).contains(&secs) {
-        Some(Duration::from_secs_f64(secs))
-    } else {
-        None
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+
+/// `num` units of `unit_ns` nanoseconds each, for `num` made of digits with at most one '.' and
+/// a digit on at least one side of it (`3`, `1.5`, `.5`, `5.`). Saturates rather than overflow:
+/// the caller's range check turns a huge number into "out of range".
+fn decimal_nanos(num: &str, unit_ns: u128) -> Option<u128> {
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if (int.is_empty() && frac.is_empty()) || !digits(int) || !digits(frac) {
+        return None;
     }
+    let whole = int.bytes().fold(0u128, |n, b| {
+        n.saturating_mul(10).saturating_add(u128::from(b - b'0'))
+    });
+    let mut total = whole.saturating_mul(unit_ns);
+    let mut scale = unit_ns;
+    for b in frac.bytes() {
+        scale /= 10;
+        total = total.saturating_add(u128::from(b - b'0') * scale);
+    }
+    Some(total)
 }
 
 /// `TERM`, `SIGTERM`, `term`, `15`, `RTMIN`, `RTMIN+3`, `RTMAX-2`.
@@ -334,6 +359,13 @@ mod tests {
         assert_eq!(duration("0.5"), Ok(ms(500)));
         assert_eq!(duration("0"), Ok(ms(0)));
         assert_eq!(duration("0s"), Ok(ms(0)));
+        assert_eq!(duration(".5s"), Ok(ms(500)));
+        assert_eq!(duration("5."), Ok(ms(5000)));
+        assert_eq!(duration("1.5m"), Ok(ms(90_000)));
+        assert_eq!(duration("2.5ms"), Ok(Duration::from_micros(2500)));
+        assert_eq!(duration("1.0000000019"), Ok(Duration::new(1, 1)));
+        assert_eq!(duration("8760h"), Ok(Duration::from_secs(31_536_000)));
+        assert!(duration("8760h1ns").is_err());
     }
 
     #[test]
@@ -350,6 +382,11 @@ mod tests {
             "4 s",
             "1..5s",
             "99999999999",
+            ".",
+            "1e3",
+            "+3",
+            "1.5.s",
+            "99999999999999999999999999999999999999999999999s",
         ] {
             assert!(duration(bad).is_err(), "{bad:?} should be rejected");
         }
