@@ -119,12 +119,17 @@ impl EventLoop {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => log::debug!("poll: {e}"),
         }
-        let mut revents: Vec<PollFlags> = fds
+        // Without a check or a server both lists are empty and nothing is allocated: this runs
+        // between a signal's arrival and its forward.
+        let mut revents = fds
             .iter()
-            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+            .skip(1)
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()));
+        let check = revents
+            .by_ref()
+            .take(server_from.saturating_sub(1))
             .collect();
-        let server = revents.split_off(server_from.min(revents.len()));
-        let check = revents.split_off(1.min(revents.len()));
+        let server = revents.collect();
         Polled { check, server }
     }
 
@@ -273,11 +278,7 @@ impl EventLoop {
             }
             return;
         };
-        let what = if out == sig {
-            format!("{out}")
-        } else {
-            format!("{out} (rewritten from {sig})")
-        };
+        let what = Forwarded { out, from: sig };
         match why {
             Why::PassOn => log::debug!("forwarding {what} to {to}"),
             Why::NoDelay => log::info!("{sig} received: forwarding {what} to {to}"),
@@ -347,6 +348,23 @@ impl EventLoop {
             log::info!("exiting with status {mapped} (--remap-exit {code}:{mapped})");
         }
         mapped
+    }
+}
+
+/// A forwarded signal as the log names it, formatted only when a line is written: the forward
+/// allocates nothing (it runs between a signal's arrival and its delivery).
+struct Forwarded {
+    out: Sig,
+    from: Sig,
+}
+
+impl std::fmt::Display for Forwarded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.out == self.from {
+            write!(f, "{}", self.out)
+        } else {
+            write!(f, "{} (rewritten from {})", self.out, self.from)
+        }
     }
 }
 

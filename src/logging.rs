@@ -112,14 +112,15 @@ pub fn human(d: Duration) -> String {
     match ms {
         0 => "0s".to_string(),
         1..=999 => format!("{ms}ms"),
-        // In integers, so what is printed is exactly what was parsed (durations are whole ms).
-        _ if ms < 60_000 || !ms.is_multiple_of(1000) => match ms % 1000 {
-            0 => format!("{}s", ms / 1000),
-            frac => {
-                let frac = format!("{frac:03}");
-                format!("{}.{}s", ms / 1000, frac.trim_end_matches('0'))
+        _ if ms < 60_000 || !ms.is_multiple_of(1000) => {
+            // Rounded to the millisecond, in integers (no float formatting in the binary).
+            let ms = (d.as_micros() + 500) / 1000;
+            let frac = format!("{:03}", ms % 1000);
+            match frac.trim_end_matches('0') {
+                "" => format!("{}s", ms / 1000),
+                f => format!("{}.{f}s", ms / 1000),
             }
-        },
+        }
         _ => match (ms / 60_000, ms % 60_000 / 1000) {
             (m, 0) => format!("{m}m"),
             (m, s) => format!("{m}m{s}s"),

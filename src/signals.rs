@@ -23,6 +23,9 @@ use crate::sys;
 /// How many signals one turn of the loop takes, so a storm cannot starve reaping and probes;
 /// the rest stay queued and the descriptor stays readable for the next turn.
 const BATCH: usize = 256;
+/// How many signalfd records one read(2) asks for, and their size (signalfd(2)).
+const READ_AT_ONCE: usize = 16;
+const SIGINFO_BYTES: usize = std::mem::size_of::<libc::signalfd_siginfo>();
 
 /// The signals drainit collects, as a list: all but KILL and STOP (impossible), the fault
 /// signals (about drainit itself: they keep their default action), and PIPE (drainit's own
@@ -132,17 +135,37 @@ impl Intake {
     /// The signals queued since the last call, in the order the kernel hands them out (lowest
     /// standard signal first; real-time signals in their queue order), each kind once (see
     /// `coalesce`), from at most `BATCH` queued signals per call.
+    ///
+    /// Several records per read(2), so the usual wake-up (one signal) costs one read, not a
+    /// second one to hear EAGAIN: a short read means the queue was empty behind it. That read
+    /// sits between a signal's arrival and its forward (docs/performance.md, latency).
     pub fn pending(&mut self) -> Vec<Sig> {
         coalesce(self.read_batch())
     }
 
     fn read_batch(&mut self) -> Vec<Sig> {
         let mut out = Vec::new();
+        let mut buf = [0u8; READ_AT_ONCE * SIGINFO_BYTES];
         while out.len() < BATCH {
-            match self.fd.read_signal() {
-                Ok(Some(info)) => out.push(Sig(i32::try_from(info.ssi_signo).unwrap_or(0))),
-                Ok(None) => break,
+            let want = (BATCH - out.len()).min(READ_AT_ONCE) * SIGINFO_BYTES;
+            match nix::unistd::read(&self.fd, buf.get_mut(..want).unwrap_or_default()) {
+                Ok(n) => {
+                    // struct signalfd_siginfo (signalfd(2)) starts with the u32 ssi_signo.
+                    out.extend(
+                        buf.get(..n)
+                            .unwrap_or_default()
+                            .chunks_exact(SIGINFO_BYTES)
+                            .map(|info| {
+                                let signo = info.first_chunk::<4>().copied().unwrap_or_default();
+                                Sig(i32::try_from(u32::from_ne_bytes(signo)).unwrap_or(0))
+                            }),
+                    );
+                    if n < want {
+                        break;
+                    }
+                }
                 Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => break,
                 Err(e) => {
                     log::debug!("reading the signalfd: {e}");
                     break;
