@@ -88,7 +88,7 @@ req = b"GET /readyz HTTP/1.1\r\n\r\n"
 def probe():
     s.sendall(req)
     buf = b""
-    while not (b"\r\n\r\n" in buf and (buf.endswith(b"ok") or buf.endswith(b"draining"))):
+    while not (b"\r\n\r\n" in buf and (buf.endswith(b"ok\n") or buf.endswith(b"draining\n"))):
         buf += s.recv(4096)
     return int(buf[9:12])
 for _ in range(50):          # warm up the connection and the loop

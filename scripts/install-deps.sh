@@ -2,7 +2,8 @@
 # Installs what drainit's tests and benchmarks need, idempotently: every step checks first and
 # does nothing when the tool is already there, so it is cheap to run before every test run.
 #   - Debian packages: HAProxy (the real load balancer in the rolling-restart test), the inits we
-#     compare against (tini, dumb-init, catatonit), curl, util-linux (unshare, setpriv, script).
+#     compare against (tini, dumb-init, catatonit), curl, util-linux (unshare, setpriv, script),
+#     qemu-user-static (CI runs the arm64 build under it).
 #   - nginx, for `nginx -t` of deploy/nginx.conf and the benchmark behind nginx.
 #   - The gunicorn stack (gunicorn, uvicorn, FastAPI at the versions pinned in
 #     examples/fastapi-app/requirements.txt) in a virtual environment outside the repository:
@@ -27,6 +28,7 @@ want python3 python3
 want file file
 want node nodejs
 want npm npm
+want qemu-aarch64-static qemu-user-static # the arm64 static build as PID 1 (.ci/run)
 want nginx nginx
 # `python3 -m venv` needs ensurepip, which Debian ships apart (python3-venv).
 python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)

@@ -28,12 +28,16 @@ use crate::signals;
         gunicorn or nginx gets HUP, USR2, TTIN in its master, not in its workers). On the first \
         stop signal it fails /readyz at once, holds the signal for --drain-delay so the load \
         balancer stops sending traffic, then forwards it.",
-    after_help = "DUR: 4s, 500ms, 1m, 1.5s, 2m30s; a bare number is seconds.\n\
+    after_help = "DUR: 4s, 500ms, 1m, 1.5s, 2m30s; a bare number is seconds; whole milliseconds.\n\
         SIG: TERM, SIGTERM, term, 15, RTMIN+3.\n\
         Exit status: the command's, or 128+N if signal N killed it; drainit's own failures: \
         127 not found, 126 not executable, 2 usage, 1 other.",
+    override_usage = "drainit [OPTIONS] [--] COMMAND [ARGS]...\n       drainit --probe [TARGET]",
     trailing_var_arg = true,
-    dont_delimit_trailing_values = true
+    dont_delimit_trailing_values = true,
+    // `-d 1 -d 2` is `-d 2`: the last one wins, as with getopt-based inits and most CLIs (the
+    // repeatable options still collect every value).
+    args_override_self = true
 )]
 struct Args {
     /// Time between the first stop signal and forwarding it; /readyz is 503 meanwhile
@@ -94,11 +98,19 @@ struct Args {
     #[arg(short = 'q', long)]
     quiet: bool,
 
+    /// Health-check client: probe TARGET once, exit 0 if healthy, 1 if not; runs no command.
+    /// TARGET: tcp://HOST:PORT, http://HOST:PORT/PATH or an ADDR, meaning its /readyz
+    /// [default: the /readyz of DRAINIT_READY_ADDR]. Must be the first argument
+    // main.rs hands `drainit --probe ...` to probe.rs before clap runs; this entry is the help,
+    // and the error when --probe comes after other options.
+    #[arg(long, value_name = "TARGET", num_args = 0..=1)]
+    probe: Option<Option<String>>,
+
     /// The command to run, and its arguments
     // Not allow_hyphen_values: a misspelt option (`--grace 5s node`) must be a usage error, not
     // a command named `--grace`. Options take values starting with '-' instead, so `-g -1`
     // is a bad value of --grace-period; `--` runs a command whose name starts with '-'.
-    #[arg(value_name = "COMMAND", required = true, num_args = 1..)]
+    #[arg(value_name = "COMMAND", required_unless_present = "probe", num_args = 1..)]
     command: Vec<OsString>,
 }
 
@@ -130,17 +142,27 @@ fn parse_from(
 ) -> Result<Config, clap::Error> {
     let argv: Vec<OsString> = argv.into_iter().collect();
     let mut cmd = Args::command();
-    let matches = cmd
+    let mut matches = cmd
         .try_get_matches_from_mut(&argv)
         .map_err(|e| name_the_env_var(&mut cmd, e))
         .map_err(|e| name_the_non_utf8_value(&mut cmd, &argv, e))?;
-    let args = Args::from_arg_matches(&matches)?;
+    // _mut takes the values out; the by-reference version clones all the matches first (a
+    // tenth of start-up's instructions, callgrind).
+    let args = Args::from_arg_matches_mut(&mut matches)?;
+    if args.probe.is_some() {
+        return Err(cmd.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "'--probe' must be the first argument (drainit --probe [TARGET]): a probe takes no \
+             other option and runs no command",
+        ));
+    }
 
     let log_filter = match (args.verbose, args.quiet, log_env) {
         (0, true, _) => "warn".to_string(),
         (1, _, _) => "debug".to_string(),
         (v, _, _) if v >= 2 => "trace".to_string(),
-        (_, _, Some(env)) if !env.trim().is_empty() => {
+        // Empty or blank is invalid too, as for every other DRAINIT_* variable.
+        (_, _, Some(env)) => {
             if !logging::valid_filter(&env) {
                 return Err(cmd.error(
                     clap::error::ErrorKind::ValueValidation,
@@ -422,6 +444,15 @@ mod tests {
     }
 
     #[test]
+    fn probe_after_other_options_is_a_usage_error() {
+        for args in [&["-v", "--probe"][..], &["-q", "--probe", ":8086", "true"]] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains("must be the first argument"), "{e}");
+        }
+    }
+
+    #[test]
     fn c_and_g_pick_the_forwarding_and_together_are_a_usage_error() {
         assert_eq!(
             parse(&["-c", "true"]).unwrap().forwarding,
@@ -462,6 +493,11 @@ mod tests {
         assert_eq!(c.log_filter, "drainit=trace");
         let c = parse_from(argv(&["-q", "true"]), None).unwrap();
         assert_eq!(c.log_filter, "warn");
+        let c = parse_from(argv(&["-v", "-v", "true"]), None).unwrap();
+        assert_eq!(
+            c.log_filter, "trace",
+            "-v still counts with args_override_self"
+        );
         let e = parse_from(argv(&["true"]), Some("x=loud".into())).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("DRAINIT_LOG"));

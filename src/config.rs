@@ -69,6 +69,15 @@ impl Config {
         }
     }
 
+    /// The stop signals `--rewrite` drops (forwarding them sends nothing).
+    pub fn dropped_stop_signals(&self) -> Vec<Sig> {
+        self.stop_signals
+            .iter()
+            .copied()
+            .filter(|s| self.rewrite(*s).is_none())
+            .collect()
+    }
+
     /// Where `sig`, as received (before `--rewrite`), is forwarded. The one place that decides
     /// it. The stop signals go to the group by default because they must reach the app behind
     /// a wrapper's shell; every other signal goes to the child alone because a process manager

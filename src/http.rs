@@ -17,8 +17,13 @@ pub const MAX_HEAD: usize = 8 * 1024;
 /// size (8 KiB); 100 fields is far past any probe or proxy, and costs 3 KiB of stack.
 pub const MAX_HEADERS: usize = 100;
 /// `answer_all` stops taking pipelined requests once this much output waits to be sent, so a
-/// client that sends and never reads cannot make us buffer without bound.
-pub const OUTPUT_SOFT_LIMIT: usize = 16 * 1024;
+/// client that sends and never reads cannot make us buffer without bound. Small, because every
+/// connection with something to answer holds this much (ready.rs): a probe's answer is one
+/// response, and a pipelining client gets the rest as it reads.
+pub const OUTPUT_SOFT_LIMIT: usize = 2 * 1024;
+/// The longest response `Response::write_to` writes (the 431 with `Connection: close` is
+/// about 160 bytes), so `answer_all` never writes past `OUTPUT_SOFT_LIMIT + MAX_RESPONSE`.
+pub const MAX_RESPONSE: usize = 256;
 
 /// What `/readyz` reports.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -54,6 +59,7 @@ pub enum Persist {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Response {
     pub status: u16,
+    /// A word or two; on the wire it ends with a newline, so `curl .../readyz` ends its line.
     pub body: &'static str,
     /// A HEAD request: the headers a GET would get, and no body.
     pub head_only: bool,
@@ -89,7 +95,7 @@ impl Response {
              Cache-Control: no-store\r\n",
             self.status,
             reason(self.status),
-            self.body.len()
+            self.body.len() + 1
         );
         if self.status == 405 {
             out.extend_from_slice(b"Allow: GET, HEAD\r\n");
@@ -102,6 +108,7 @@ impl Response {
         out.extend_from_slice(b"\r\n");
         if !self.head_only {
             out.extend_from_slice(self.body.as_bytes());
+            out.push(b'\n');
         }
     }
 }
@@ -384,12 +391,39 @@ mod tests {
     }
 
     #[test]
+    fn every_body_ends_with_a_newline() {
+        for (request, health) in [
+            ("GET /readyz HTTP/1.1\r\n\r\n", READY),
+            ("GET /readyz HTTP/1.1\r\n\r\n", NOT_READY),
+            ("GET /readyz HTTP/1.1\r\n\r\n", DRAINING),
+            ("GET /livez HTTP/1.1\r\n\r\n", EXITED),
+            ("GET /nope HTTP/1.1\r\n\r\n", READY),
+            ("POST /readyz HTTP/1.1\r\n\r\n", READY),
+            ("GARBAGE\r\n\r\n", READY),
+        ] {
+            let (text, _) = serve(request.as_bytes(), health);
+            let (_, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(
+                body.ends_with('\n') && body.len() > 1,
+                "{request:?}: {body:?}"
+            );
+            assert!(
+                text.contains(&format!("\r\nContent-Length: {}\r\n", body.len())),
+                "{text}"
+            );
+        }
+        let mut out = Vec::new();
+        Response::timeout().write_to(&mut out);
+        assert!(out.ends_with(b"\r\n\r\nrequest timeout\n"));
+    }
+
+    #[test]
     fn a_response_has_every_header_we_promise() {
         let (text, served) = serve(b"GET /readyz HTTP/1.1\r\nHost: a\r\n\r\n", READY);
         assert_eq!(
             text,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\
-             Cache-Control: no-store\r\n\r\nok"
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\
+             Cache-Control: no-store\r\n\r\nok\n"
         );
         assert!(!served.close);
         let (text, _) = serve(b"GET /readyz HTTP/1.1\r\n\r\n", DRAINING);
@@ -397,8 +431,8 @@ mod tests {
             text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
             "{text}"
         );
-        assert!(text.contains("\r\nContent-Length: 8\r\n"), "{text}");
-        assert!(text.ends_with("\r\n\r\ndraining"), "{text}");
+        assert!(text.contains("\r\nContent-Length: 9\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\ndraining\n"), "{text}");
     }
 
     #[test]
@@ -407,7 +441,7 @@ mod tests {
         assert_eq!(
             text,
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
-             Content-Length: 8\r\nCache-Control: no-store\r\n\r\n"
+             Content-Length: 9\r\nCache-Control: no-store\r\n\r\n"
         );
         assert!(!served.close);
         let (text, _) = serve(b"HEAD /nope HTTP/1.1\r\n\r\n", READY);
@@ -459,7 +493,7 @@ mod tests {
             .map(|r| r.get(..3).unwrap())
             .collect();
         assert_eq!(statuses, ["200", "200", "404"]);
-        assert!(text.ends_with("\r\n\r\nnot found"), "{text}");
+        assert!(text.ends_with("\r\n\r\nnot found\n"), "{text}");
         // The partial fourth request stays for later.
         assert_eq!(served.consumed, input.len() - "GET /re".len());
         assert!(!served.close);
@@ -582,13 +616,32 @@ mod tests {
     }
 
     #[test]
+    fn every_response_fits_in_max_response() {
+        for status in [200, 400, 404, 405, 408, 431, 503] {
+            for persist in [Persist::KeepAlive, Persist::KeepAliveEchoed, Persist::Close] {
+                let mut out = Vec::new();
+                // Longer than any body drainit sends.
+                let body = "request header fields too large, really\n";
+                let r = Response {
+                    status,
+                    body,
+                    head_only: false,
+                    persist,
+                };
+                r.write_to(&mut out);
+                assert!(out.len() <= MAX_RESPONSE, "{status}: {}", out.len());
+            }
+        }
+    }
+
+    #[test]
     fn output_waiting_to_be_sent_bounds_how_many_pipelined_requests_are_taken() {
         let one = b"GET /readyz HTTP/1.1\r\n\r\n";
         let many = one.repeat(1000);
         let mut out = Vec::new();
         let served = answer_all(&many, READY, &mut out);
         assert!(out.len() >= OUTPUT_SOFT_LIMIT);
-        assert!(out.len() < OUTPUT_SOFT_LIMIT + 200);
+        assert!(out.len() < OUTPUT_SOFT_LIMIT + MAX_RESPONSE);
         assert!(served.consumed < many.len() && served.consumed.is_multiple_of(one.len()));
         // Once drained, the rest is taken.
         let mut rest = Vec::new();

@@ -16,6 +16,7 @@ mod fds;
 mod http;
 mod logging;
 mod parse;
+mod probe;
 mod ready;
 mod reap;
 mod signals;
@@ -32,6 +33,11 @@ use crate::ready::Server;
 use crate::signals::Intake;
 
 fn main() -> ExitCode {
+    // `--probe` is a second, tiny mode (probe.rs): it must not block signals or spawn, so it is
+    // chosen before anything else.
+    if let Some(args) = probe::requested(std::env::args_os()) {
+        return ExitCode::from(probe::run(&args));
+    }
     match run() {
         Ok(code) => ExitCode::from(code),
         Err(fatal) => {
@@ -42,13 +48,15 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<u8, Fatal> {
-    // Order matters. fds 0-2 first, so nothing of ours lands there; then the inherited list,
-    // before we open descriptors of our own; then signal intake, before anything slow, so a
-    // signal sent at start-up waits in the pipe.
+    // Order matters. The signals first (already blocked by the constructor in sys.rs; again
+    // here for a platform that skips it), so one sent at start-up waits in the queue; then fds
+    // 0-2, so nothing of ours lands there; then the inherited list, before we open descriptors
+    // of our own; then the signalfd.
+    signals::block();
     fds::ensure_stdio()?;
     let inherited = fds::inherited();
-    let intake = Intake::install()
-        .map_err(|e| Fatal::other(format!("cannot set up signal handling: {e}")))?;
+    let intake =
+        Intake::open().map_err(|e| Fatal::other(format!("cannot set up signal handling: {e}")))?;
     let config = match cli::parse() {
         Ok(config) => config,
         Err(e) => {

@@ -1,8 +1,8 @@
 //! Pure parsers for every value the CLI and the `DRAINIT_*` env vars take: durations, signals,
 //! `FROM:TO` pairs, the readiness address and the readiness-check target. Each returns a short
 //! reason on error; clap (see `cli.rs`) prefixes it with the option and the value, so the first
-//! line of a usage error names both. Nothing here touches the process, except `ready_addr` and
-//! `check_target`, which resolve a host name once, at start, as the contract asks.
+//! line of a usage error names both. Nothing here touches the process, except `ready_addr`, which
+//! resolves a host name once, at start, as the contract asks (check targets keep their names).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
@@ -96,49 +96,69 @@ impl fmt::Display for Sig {
     }
 }
 
-/// `4s`, `500ms`, `1m`, `1.5s`, `2m30s`, `1h`; a bare number (`3`, `0.5`) is seconds.
+/// `4s`, `500ms`, `1m`, `1.5s`, `2m30s`, `1h`; a bare number (`3`, `0.5`) is seconds. Plain
+/// decimal digits only (no sign, no exponent: `1e3` is refused, as `1e3s` is), counted
+/// exactly in integers, to the millisecond: drainit's timers have millisecond resolution, so
+/// a finer duration (`0.0000001s`, `1.5ms`) is refused rather than logged as something it is
+/// not. At most a year: far past any orchestrator's timeout, and safe for `Instant` arithmetic.
 pub fn duration(s: &str) -> Result<Duration, String> {
     const HINT: &str = "expected a duration such as 4s, 500ms, 1.5s, 2m30s or a number of seconds";
+    const NS_PER_MS: u128 = 1_000_000;
+    const MAX_NS: u128 = 31_536_000 * 1_000_000_000;
     let t = s.trim();
     if t.is_empty() {
         return Err(format!("empty duration; {HINT}"));
     }
-    if let Ok(secs) = t.parse::<f64>() {
-        return secs_to_duration(secs).ok_or_else(|| format!("out of range; {HINT}"));
-    }
-    let mut total = 0f64;
+    let is_number = |c: char| c.is_ascii_digit() || c == '.';
+    let mut total: u128 = 0;
     let mut rest = t;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let value: f64 = num.parse().map_err(|_| HINT.to_string())?;
-        let scale = match unit {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "us" | "µs" => 0.000_001,
+        let (num, tail) = rest.split_at(rest.find(|c| !is_number(c)).unwrap_or(rest.len()));
+        let (unit, tail) = tail.split_at(tail.find(is_number).unwrap_or(tail.len()));
+        // A bare number is seconds, but only on its own: `1s2` is not 1.000002 s.
+        let ns_per_unit: u128 = match unit {
+            "" if rest.len() == t.len() => 1_000_000_000,
+            "ms" => NS_PER_MS,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "us" | "µs" => 1_000,
             _ => return Err(HINT.to_string()),
         };
-        total += value * scale;
+        let ns = decimal_times(num, ns_per_unit).ok_or_else(|| HINT.to_string())?;
+        total = total
+            .checked_add(ns.ok_or_else(|| finer_than_a_millisecond(HINT))?)
+            .filter(|n| *n <= MAX_NS)
+            .ok_or_else(|| format!("out of range (at most a year); {HINT}"))?;
         rest = tail;
     }
-    secs_to_duration(total).ok_or_else(|| format!("out of range; {HINT}"))
+    if !total.is_multiple_of(NS_PER_MS) {
+        return Err(finer_than_a_millisecond(HINT));
+    }
+    let ms = u64::try_from(total / NS_PER_MS).map_err(|_| HINT.to_string())?;
+    Ok(Duration::from_millis(ms))
 }
 
-fn secs_to_duration(secs: f64) -> Option<Duration> {
-    // A year is far past any orchestrator's timeout; the bound keeps Instant arithmetic safe.
-    if secs.is_finite() && (0.0..=31_536_000.0).contains(&secs) {
-        Some(Duration::from_secs_f64(secs))
-    } else {
-        None
+fn finer_than_a_millisecond(hint: &str) -> String {
+    format!("finer than a millisecond, which drainit's timers cannot tell apart; {hint}")
+}
+
+/// `num` (digits with at most one '.') times `scale`, exactly: `None` if `num` is no such
+/// number; `Some(None)` if the product is not a whole number (or is beyond any duration).
+fn decimal_times(num: &str, scale: u128) -> Option<Option<u128>> {
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
+        return None;
     }
+    let frac = frac.trim_end_matches('0');
+    // Longer than this is finer than a nanosecond, or far beyond a year.
+    if int.len() > 20 || frac.len() > 18 {
+        return Some(None);
+    }
+    let digits = |d: &str| -> u128 { d.bytes().fold(0, |n, b| n * 10 + u128::from(b - b'0')) };
+    let den = 10u128.pow(u32::try_from(frac.len()).unwrap_or(0));
+    let scaled = (digits(int) * den + digits(frac)).checked_mul(scale)?;
+    Some(scaled.is_multiple_of(den).then_some(scaled / den))
 }
 
 /// `TERM`, `SIGTERM`, `term`, `15`, `RTMIN`, `RTMIN+3`, `RTMAX-2`.
@@ -169,18 +189,20 @@ pub fn signal(s: &str) -> Result<Sig, String> {
             _ => Err(format!("outside RTMIN..RTMAX ({RTMIN}..{RTMAX}); {HINT}")),
         }
     };
+    // The offset is digits, and there must be one: `RTMIN+` and `RTMIN++1` are no signals.
+    let offset = |k: &str| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit());
     if let Some(off) = name.strip_prefix("RTMIN") {
         return match off.strip_prefix('+') {
-            Some(k) => rt(RTMIN, k, 1),
+            Some(k) if offset(k) => rt(RTMIN, k, 1),
             None if off.is_empty() => rt(RTMIN, "", 1),
-            None => Err(HINT.to_string()),
+            _ => Err(HINT.to_string()),
         };
     }
     if let Some(off) = name.strip_prefix("RTMAX") {
         return match off.strip_prefix('-') {
-            Some(k) => rt(RTMAX, k, -1),
+            Some(k) if offset(k) => rt(RTMAX, k, -1),
             None if off.is_empty() => rt(RTMAX, "", 1),
-            None => Err(HINT.to_string()),
+            _ => Err(HINT.to_string()),
         };
     }
     Err(format!("unknown signal; {HINT}"))
@@ -277,24 +299,69 @@ fn host_port(t: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("'{host}' resolves to no address"))
 }
 
-/// What `--ready-check` asks about the app.
+/// Where a check connects (contract, point 8): an IP address, used as it is, or a host name,
+/// kept as a name and resolved at each check, since the address behind it may change (a
+/// restarted container) and one name may stand for several (`::1` and `127.0.0.1`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Host {
+    Ip(IpAddr),
+    Name(String),
+}
+
+/// A check's `HOST:PORT`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Endpoint {
+    pub host: Host,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.host {
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]:{}", self.port),
+            Host::Ip(ip) => write!(f, "{ip}:{}", self.port),
+            Host::Name(name) => write!(f, "{name}:{}", self.port),
+        }
+    }
+}
+
+/// What `--ready-check` asks about the app, and what `--probe` asks about its target.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum CheckTarget {
     /// Passing while a TCP connect succeeds.
-    Tcp(SocketAddr),
+    Tcp(Endpoint),
     /// Passing while `GET path` answers 2xx. `host` is sent as the Host header.
     Http {
-        addr: SocketAddr,
+        endpoint: Endpoint,
         host: String,
         path: String,
     },
 }
 
-/// `tcp://HOST:PORT` or `http://HOST:PORT/PATH` (PATH defaults to `/`).
+impl CheckTarget {
+    pub fn endpoint(&self) -> &Endpoint {
+        match self {
+            CheckTarget::Tcp(endpoint) | CheckTarget::Http { endpoint, .. } => endpoint,
+        }
+    }
+}
+
+/// `tcp://HOST:PORT` or `http://HOST/PATH`, as the user wrote it (near enough), for messages.
+impl fmt::Display for CheckTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckTarget::Tcp(endpoint) => write!(f, "tcp://{endpoint}"),
+            CheckTarget::Http { host, path, .. } => write!(f, "http://{host}{path}"),
+        }
+    }
+}
+
+/// `tcp://HOST:PORT` or `http://HOST:PORT/PATH` (PATH defaults to `/`). HOST is an IP address or
+/// a name, which is only checked for its form here: it is resolved at each check.
 pub fn check_target(s: &str) -> Result<CheckTarget, String> {
     let t = s.trim();
     if let Some(rest) = t.strip_prefix("tcp://") {
-        return Ok(CheckTarget::Tcp(host_port(rest.trim_end_matches('/'))?));
+        return Ok(CheckTarget::Tcp(endpoint(rest.trim_end_matches('/'))?));
     }
     if let Some(rest) = t.strip_prefix("http://") {
         let (authority, path) = match rest.find('/') {
@@ -304,14 +371,67 @@ pub fn check_target(s: &str) -> Result<CheckTarget, String> {
         if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err("the path must not contain spaces or control characters".to_string());
         }
-        let addr = host_port(authority)?;
         return Ok(CheckTarget::Http {
-            addr,
+            endpoint: endpoint(authority)?,
             host: authority.to_string(),
             path: path.to_string(),
         });
     }
     Err("expected tcp://HOST:PORT or http://HOST:PORT/PATH".to_string())
+}
+
+/// `--probe`'s TARGET (contract, point 9): a `check_target`, or an ADDR as `--ready-addr` takes
+/// it, which means `http://ADDR/readyz`; `:PORT` means `127.0.0.1:PORT` there.
+pub fn probe_target(s: &str) -> Result<CheckTarget, String> {
+    const HINT: &str = "expected tcp://HOST:PORT, http://HOST:PORT/PATH, HOST:PORT or :PORT";
+    let t = s.trim();
+    if t.starts_with("tcp://") || t.starts_with("http://") {
+        return check_target(t);
+    }
+    if t.contains("://") {
+        return Err(HINT.to_string());
+    }
+    let host = match t.strip_prefix(':') {
+        Some(port) => format!("127.0.0.1:{}", port_number(port)?),
+        None => t.to_string(),
+    };
+    Ok(CheckTarget::Http {
+        endpoint: endpoint(&host).map_err(|e| format!("{e}; {HINT}"))?,
+        host,
+        path: "/readyz".to_string(),
+    })
+}
+
+/// A check's `HOST:PORT`: an IP address (`[v6]` in brackets) or a well-formed host name, and a
+/// port other than 0 (nothing can be reached there).
+fn endpoint(t: &str) -> Result<Endpoint, String> {
+    const HINT: &str = "expected HOST:PORT";
+    let (host, port) = match t.parse::<SocketAddr>() {
+        Ok(addr) => (Host::Ip(addr.ip()), addr.port()),
+        Err(_) => {
+            let (name, port) = t.rsplit_once(':').ok_or_else(|| HINT.to_string())?;
+            if !is_host_name(name) {
+                return Err(format!("'{name}' is neither an IP address nor a host name"));
+            }
+            (Host::Name(name.to_string()), port_number(port)?)
+        }
+    };
+    if port == 0 {
+        return Err("port 0 cannot be connected to".to_string());
+    }
+    Ok(Endpoint { host, port })
+}
+
+/// Dot-separated labels of letters, digits, `-` and `_` (Compose names hold underscores), as
+/// getaddrinfo and /etc/hosts take them.
+fn is_host_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 #[cfg(test)]
@@ -334,6 +454,29 @@ mod tests {
         assert_eq!(duration("0.5"), Ok(ms(500)));
         assert_eq!(duration("0"), Ok(ms(0)));
         assert_eq!(duration("0s"), Ok(ms(0)));
+        assert_eq!(duration(".5"), Ok(ms(500)));
+        assert_eq!(duration("1.001"), Ok(ms(1001)));
+        assert_eq!(duration("1000us"), Ok(ms(1)));
+        assert_eq!(duration("0.1000000000000s"), Ok(ms(100)));
+        assert_eq!(duration("31536000"), Ok(ms(31_536_000_000)));
+    }
+
+    #[test]
+    fn durations_refuse_exponents_and_anything_finer_than_a_millisecond() {
+        for bad in [
+            "1e3",
+            "1e3s",
+            "1E3",
+            "1e-3",
+            "+3",
+            "0.0000001s",
+            "1.5ms",
+            "500us",
+            "1.0001",
+        ] {
+            assert!(duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(duration("0.0000001s").unwrap_err().contains("millisecond"));
     }
 
     #[test]
@@ -350,6 +493,10 @@ mod tests {
             "4 s",
             "1..5s",
             "99999999999",
+            "31536000.001",
+            "1s2",
+            ".",
+            "s5",
         ] {
             assert!(duration(bad).is_err(), "{bad:?} should be rejected");
         }
@@ -384,6 +531,10 @@ mod tests {
             "RTMAX+1",
             "RTMINx",
             "RTMIN+2147483647",
+            "RTMIN+",
+            "RTMAX-",
+            "RTMIN++1",
+            "RTMIN+-1",
             "RTMAX--2147483648",
             "RTMAX-2147483647",
         ] {
@@ -474,37 +625,135 @@ mod tests {
         }
     }
 
+    fn ip(addr: &str) -> Endpoint {
+        let a: SocketAddr = addr.parse().unwrap();
+        Endpoint {
+            host: Host::Ip(a.ip()),
+            port: a.port(),
+        }
+    }
+
+    fn name(host: &str, port: u16) -> Endpoint {
+        Endpoint {
+            host: Host::Name(host.to_string()),
+            port,
+        }
+    }
+
+    fn http(endpoint: Endpoint, host: &str, path: &str) -> CheckTarget {
+        CheckTarget::Http {
+            endpoint,
+            host: host.to_string(),
+            path: path.to_string(),
+        }
+    }
+
     #[test]
     fn check_targets_take_tcp_and_http() {
         assert_eq!(
             check_target("tcp://127.0.0.1:3000"),
-            Ok(CheckTarget::Tcp("127.0.0.1:3000".parse().unwrap()))
+            Ok(CheckTarget::Tcp(ip("127.0.0.1:3000")))
+        );
+        assert_eq!(
+            check_target("tcp://[::1]:3000/"),
+            Ok(CheckTarget::Tcp(ip("[::1]:3000")))
         );
         assert_eq!(
             check_target("http://127.0.0.1:3000/healthz?x=1"),
-            Ok(CheckTarget::Http {
-                addr: "127.0.0.1:3000".parse().unwrap(),
-                host: "127.0.0.1:3000".to_string(),
-                path: "/healthz?x=1".to_string(),
-            })
+            Ok(http(ip("127.0.0.1:3000"), "127.0.0.1:3000", "/healthz?x=1"))
         );
         assert_eq!(
-            check_target("http://127.0.0.1:3000").map(|t| match t {
-                CheckTarget::Http { path, .. } => path,
-                CheckTarget::Tcp(_) => String::new(),
-            }),
-            Ok("/".to_string())
+            check_target("http://127.0.0.1:3000"),
+            Ok(http(ip("127.0.0.1:3000"), "127.0.0.1:3000", "/"))
         );
         for bad in [
             "",
             "127.0.0.1:3000",
             "udp://1.2.3.4:5",
             "tcp://",
+            "tcp://1.2.3.4:0",
             "http://:80/",
             "http://1.2.3.4/",
             "http://1.2.3.4:80/a b",
+            "tcp://::1:80",
+            "tcp://a..b:80",
+            "tcp://a b:80",
+            "tcp://[::1]:80x",
         ] {
             assert!(check_target(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn check_targets_keep_host_names_to_resolve_at_each_check() {
+        // Not resolved here: a name that does not resolve yet is still a target (the app's
+        // container may not be up), and one that does keeps all its addresses for later.
+        assert_eq!(
+            check_target("tcp://localhost:3000"),
+            Ok(CheckTarget::Tcp(name("localhost", 3000)))
+        );
+        assert_eq!(
+            check_target("http://app_1.no-such-host.invalid:8080/up"),
+            Ok(http(
+                name("app_1.no-such-host.invalid", 8080),
+                "app_1.no-such-host.invalid:8080",
+                "/up"
+            ))
+        );
+    }
+
+    #[test]
+    fn probe_targets_take_urls_and_ready_addrs() {
+        assert_eq!(
+            probe_target("tcp://localhost:5432"),
+            Ok(CheckTarget::Tcp(name("localhost", 5432)))
+        );
+        assert_eq!(
+            probe_target("http://127.0.0.1:3000/healthz"),
+            Ok(http(ip("127.0.0.1:3000"), "127.0.0.1:3000", "/healthz"))
+        );
+        // An ADDR as --ready-addr takes it is that server's /readyz, `:PORT` on loopback.
+        assert_eq!(
+            probe_target(":8086"),
+            Ok(http(ip("127.0.0.1:8086"), "127.0.0.1:8086", "/readyz"))
+        );
+        assert_eq!(
+            probe_target("[::]:8086"),
+            Ok(http(ip("[::]:8086"), "[::]:8086", "/readyz"))
+        );
+        assert_eq!(
+            probe_target("localhost:8086"),
+            Ok(http(name("localhost", 8086), "localhost:8086", "/readyz"))
+        );
+        for bad in [
+            "",
+            ":",
+            ":0",
+            ":99999",
+            "8086",
+            "https://x:1/",
+            "ftp://x:1",
+            "node",
+            "-v",
+            "a b:1",
+        ] {
+            assert!(probe_target(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn check_targets_display_as_written() {
+        for t in [
+            "tcp://127.0.0.1:3000",
+            "tcp://[::1]:3000",
+            "tcp://localhost:3000",
+            "http://localhost:3000/up?x",
+        ] {
+            assert_eq!(check_target(t).unwrap().to_string(), t);
+        }
+        assert_eq!(
+            probe_target(":8086").unwrap().to_string(),
+            "http://127.0.0.1:8086/readyz"
+        );
     }
 }

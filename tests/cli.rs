@@ -63,6 +63,9 @@ fn a_double_dash_ends_drainit_s_options() {
 const BAD: &[(&str, &str, &str)] = &[
     ("--drain-delay", "DRAINIT_DRAIN_DELAY", "soon"),
     ("--drain-delay", "DRAINIT_DRAIN_DELAY", "-1s"),
+    // No exponents (`1e3s` never parsed either), nothing finer than drainit's milliseconds.
+    ("--drain-delay", "DRAINIT_DRAIN_DELAY", "1e3"),
+    ("--grace-period", "DRAINIT_GRACE_PERIOD", "0.0000001s"),
     ("--grace-period", "DRAINIT_GRACE_PERIOD", "forever"),
     ("--ready-addr", "DRAINIT_READY_ADDR", "nowhere"),
     ("--ready-addr", "DRAINIT_READY_ADDR", "127.0.0.1:99999"),
@@ -75,6 +78,7 @@ const BAD: &[(&str, &str, &str)] = &[
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "KILL"),
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "STOP"),
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "NOPE"),
+    ("--stop-signal", "DRAINIT_STOP_SIGNALS", "RTMIN+"),
     // Never caught, so it could never start a drain.
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "PIPE"),
     // Reserved by the C library (glibc: 32-33, musl: 32-34): cannot be caught either.
@@ -462,7 +466,7 @@ fn a_value_that_is_not_utf8_exits_2_naming_where_it_came_from() {
     use std::os::unix::ffi::OsStrExt;
     let bad = OsStr::from_bytes(b"\xff");
     let run = |args: &[&OsStr], env: Option<(&str, &OsStr)>| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_drainit"));
+        let mut cmd = std::process::Command::new(drainit_bin());
         cmd.args(args).env_remove("DRAINIT_LOG");
         if let Some((k, v)) = env {
             cmd.env(k, v);
@@ -509,4 +513,68 @@ fn a_value_that_is_not_utf8_exits_2_naming_where_it_came_from() {
         None,
     );
     assert_eq!(code, Some(4));
+}
+
+#[test]
+fn an_empty_or_blank_drainit_log_exits_2_like_every_other_variable() {
+    for value in ["", " ", "\t"] {
+        let f = run(&["true"], &[("DRAINIT_LOG", value)]);
+        assert_eq!(f.code, 2, "DRAINIT_LOG={value:?}: {}", f.stderr);
+        assert!(
+            f.first_stderr_line().contains("DRAINIT_LOG"),
+            "{value:?}: {}",
+            f.stderr
+        );
+        // -v and -q override DRAINIT_LOG, so it is not read at all then.
+        assert_eq!(run(&["-q", "true"], &[("DRAINIT_LOG", value)]).code, 0);
+    }
+}
+
+#[test]
+fn a_scalar_option_given_twice_takes_the_last_value() {
+    let f = run(
+        &[
+            "-d",
+            "5s",
+            "-d",
+            "1ms",
+            "-g",
+            "9s",
+            "--grace-period=2s",
+            "true",
+        ],
+        &[],
+    );
+    assert_eq!(f.code, 0, "{}", f.stderr);
+    let f = run(&["-q", "-q", "-c", "-c", "true"], &[]);
+    assert_eq!(f.code, 0, "{}", f.stderr);
+    // Which -d won shows in the drain: SIGTERM is held for the last one.
+    let log = log_of_a_stop(&["-d", "9s", "-d", "100ms"], &[], false);
+    assert!(log.contains("holding SIGTERM for 100ms"), "{log}");
+    // Repeatable options still collect every value.
+    let f = run(
+        &[
+            "--remap-exit",
+            "3:4",
+            "--remap-exit",
+            "4:5",
+            "sh",
+            "-c",
+            "exit 4",
+        ],
+        &[],
+    );
+    assert_eq!(f.code, 5, "{}", f.stderr);
+}
+
+#[test]
+fn an_invalid_env_value_is_not_read_when_the_option_is_on_the_command_line() {
+    // As for the options in `the_command_line_overrides_the_environment`: -v and -q override
+    // DRAINIT_LOG, so a bad DRAINIT_LOG is not read either.
+    for args in [&["-v", "true"][..], &["-q", "true"]] {
+        let f = run(args, &[("DRAINIT_LOG", "drainit=loud")]);
+        assert_eq!(f.code, 0, "{args:?}: {}", f.stderr);
+    }
+    let f = run(&["-c", "true"], &[("DRAINIT_SINGLE_CHILD", "maybe")]);
+    assert_eq!(f.code, 0, "{}", f.stderr);
 }

@@ -225,7 +225,7 @@ fn every_real_time_signal_is_forwarded() {
         .arg(example("print-signals"))
         .start();
     d.wait_stdout("ready");
-    for sig in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+    for sig in drainit_rtmin()..=libc::SIGRTMAX() {
         d.send_and_see(sig, &format!("SIGRTMIN+{}", sig - libc::SIGRTMIN()));
     }
     d.send(libc::SIGTERM);

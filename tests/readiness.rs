@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{DEADLINE, Drainit, TempDir, drainit};
+use common::{DEADLINE, Drainit, TempDir, drainit, free_port};
 
 // ---------------------------------------------------------------------------------------------
 // Harness (tests/common) plus: marker files, a free port, the apps.
@@ -52,16 +52,6 @@ impl Scratch {
     fn remove(&self, name: &str) {
         std::fs::remove_file(self.0.path(name)).unwrap();
     }
-}
-
-/// A loopback port nobody listens on (bound then released: the kernel will not hand it out
-/// again at once).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_until(what: &str, cond: impl FnMut() -> bool) {
@@ -191,15 +181,15 @@ fn status_of(response: &str) -> u16 {
 fn readyz_and_livez_answer_200_ok_while_the_app_runs() {
     let dir = Scratch::new("ok");
     let (_d, addr) = serve(&[], &dir);
-    assert_eq!(curl(addr, &["/readyz"]), (200, "ok".to_string()));
-    assert_eq!(curl(addr, &["/livez"]), (200, "ok".to_string()));
+    assert_eq!(curl(addr, &["/readyz"]), (200, "ok\n".to_string()));
+    assert_eq!(curl(addr, &["/livez"]), (200, "ok\n".to_string()));
     let headers = curl_raw(addr, &["-D", "-", "-o", "/dev/null", "/readyz"], "");
     assert!(
         headers.contains("Content-Type: text/plain\r\n"),
         "{headers}"
     );
     assert!(headers.contains("Cache-Control: no-store\r\n"), "{headers}");
-    assert!(headers.contains("Content-Length: 2\r\n"), "{headers}");
+    assert!(headers.contains("Content-Length: 3\r\n"), "{headers}");
 }
 
 #[test]
@@ -209,10 +199,10 @@ fn the_first_probe_after_sigterm_answers_503_while_the_app_keeps_running() {
     wait_until("the app to start", || dir.has("started"));
     assert_eq!(curl(addr, &["/readyz"]).0, 200);
     d.send(libc::SIGTERM);
-    assert_eq!(curl(addr, &["/readyz"]), (503, "draining".to_string()));
+    assert_eq!(curl(addr, &["/readyz"]), (503, "draining\n".to_string()));
     // The app has not been told yet, and /livez still says it is alive.
     assert!(!dir.has("got-term"));
-    assert_eq!(curl(addr, &["/livez"]), (200, "ok".to_string()));
+    assert_eq!(curl(addr, &["/livez"]), (200, "ok\n".to_string()));
     assert_eq!(curl(addr, &["-I", "/readyz"]).0, 503);
     // A second SIGTERM cuts the delay short: now the app gets it and drainit exits with it.
     d.send(libc::SIGTERM);
@@ -227,7 +217,7 @@ fn the_first_probe_after_sigterm_answers_503_while_the_app_keeps_running() {
 fn other_paths_get_404_other_methods_405_and_query_strings_are_ignored() {
     let dir = Scratch::new("codes");
     let (_d, addr) = serve(&[], &dir);
-    assert_eq!(curl(addr, &["/readyz?verbose"]), (200, "ok".to_string()));
+    assert_eq!(curl(addr, &["/readyz?verbose"]), (200, "ok\n".to_string()));
     assert_eq!(curl(addr, &["/livez?x=1&y"]).0, 200);
     assert_eq!(curl(addr, &["/"]).0, 404);
     assert_eq!(curl(addr, &["/readyz/extra"]).0, 404);
@@ -289,7 +279,7 @@ fn http_1_0_is_served_and_closed_unless_it_asks_for_keep_alive() {
     let (_d, addr) = serve(&[], &dir);
     assert_eq!(
         curl(addr, &["--http1.0", "/readyz"]),
-        (200, "ok".to_string())
+        (200, "ok\n".to_string())
     );
     let text = exchange(addr, b"GET /readyz HTTP/1.0\r\n\r\n");
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
@@ -300,7 +290,7 @@ fn http_1_0_is_served_and_closed_unless_it_asks_for_keep_alive() {
             .unwrap();
         let r = read_response(&mut s);
         assert!(r.contains("Connection: keep-alive\r\n"), "{r}");
-        assert!(r.ends_with("\r\n\r\nok"), "{r}");
+        assert!(r.ends_with("\r\n\r\nok\n"), "{r}");
     }
 }
 
@@ -310,7 +300,7 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     let (d, addr) = serve(&["--drain-delay", "60s"], &dir);
     // curl reuses its connection: one connect for the three transfers.
     let out = curl_raw(addr, &["/readyz", "/livez", "/readyz"], "%{num_connects}");
-    assert_eq!(out, "ok\n1ok\n0ok\n0", "connects per transfer");
+    assert_eq!(out, "ok\n\n1ok\n\n0ok\n\n0", "connects per transfer");
     // Raw: sequential and pipelined requests on one connection, and the health changes under a
     // kept-alive connection.
     let mut s = connect(addr);
@@ -328,7 +318,7 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     s.write_all(b"GET /readyz HTTP/1.1\r\n\r\n").unwrap();
     let r = read_response(&mut s);
     assert!(
-        r.starts_with("HTTP/1.1 503 ") && r.ends_with("draining"),
+        r.starts_with("HTTP/1.1 503 ") && r.ends_with("draining\n"),
         "{r}"
     );
 }
@@ -339,7 +329,7 @@ fn head_requests_get_the_headers_and_no_body() {
     let (_d, addr) = serve(&[], &dir);
     let text = exchange(addr, b"HEAD /readyz HTTP/1.1\r\nConnection: close\r\n\r\n");
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
-    assert!(text.contains("Content-Length: 2\r\n"), "{text}");
+    assert!(text.contains("Content-Length: 3\r\n"), "{text}");
     assert!(text.ends_with("\r\n\r\n"), "a body came: {text:?}");
     let out = curl_raw(addr, &["-I", "/livez"], "%{http_code}");
     assert!(out.ends_with("\r\n\r\n\n200"), "{out:?}");
@@ -411,7 +401,7 @@ fn three_hundred_connections_leave_probes_and_signals_working(nofile: Option<u32
     assert_eq!(conns.len(), 300, "the kernel refused connections");
     // Probes still get through: each new connection evicts the one idle longest.
     wait_until("a probe to get through the flood", || {
-        curl(addr, &["/readyz"]) == (200, "ok".to_string())
+        curl(addr, &["/readyz"]) == (200, "ok\n".to_string())
     });
     // Signals are forwarded as ever, and drainit exits with the app's status.
     d.send(libc::SIGUSR1);
@@ -549,12 +539,12 @@ fn a_tcp_ready_check_follows_the_app_listening_and_draining_wins() {
     );
     // Checked, failed: 503 until the app listens.
     d.wait_stderr("not passing yet");
-    assert_eq!(ready(addr), (503, "not ready".to_string()));
+    assert_eq!(ready(addr), (503, "not ready\n".to_string()));
     dir.touch("listen");
     wait_until("/readyz to turn 200", || ready(addr).0 == 200);
     dir.remove("listen");
     wait_until("/readyz to turn 503", || {
-        ready(addr) == (503, "not ready".to_string())
+        ready(addr) == (503, "not ready\n".to_string())
     });
     dir.touch("listen");
     wait_until("/readyz to turn 200 again", || ready(addr).0 == 200);
@@ -563,7 +553,7 @@ fn a_tcp_ready_check_follows_the_app_listening_and_draining_wins() {
     d.wait_stderr("passes again");
     // Draining wins over a passing check, at once, and the check stops: nothing more to say.
     d.send(libc::SIGTERM);
-    assert_eq!(ready(addr), (503, "draining".to_string()));
+    assert_eq!(ready(addr), (503, "draining\n".to_string()));
     assert_eq!(curl(addr, &["/livez"]).0, 200);
     assert!(!d.has_exited());
 }
@@ -587,21 +577,21 @@ fn an_http_ready_check_follows_the_apps_answer_and_draining_wins() {
         &command,
     );
     d.wait_stderr("not passing yet");
-    assert_eq!(ready(addr), (503, "not ready".to_string()));
+    assert_eq!(ready(addr), (503, "not ready\n".to_string()));
     // Listening, but answering 404: still not ready.
     dir.touch("go");
     d.wait_stderr("answered 404");
-    assert_eq!(ready(addr), (503, "not ready".to_string()));
+    assert_eq!(ready(addr), (503, "not ready\n".to_string()));
     dir.touch("healthy");
     wait_until("/readyz to turn 200", || ready(addr).0 == 200);
     dir.remove("healthy");
     wait_until("/readyz to turn 503", || {
-        ready(addr) == (503, "not ready".to_string())
+        ready(addr) == (503, "not ready\n".to_string())
     });
     dir.touch("healthy");
     wait_until("/readyz to turn 200 again", || ready(addr).0 == 200);
     d.send(libc::SIGTERM);
-    assert_eq!(ready(addr), (503, "draining".to_string()));
+    assert_eq!(ready(addr), (503, "draining\n".to_string()));
     assert!(!d.has_exited());
 }
 
@@ -617,5 +607,47 @@ fn a_bare_port_listens_on_all_interfaces_ipv4_and_ipv6_alike() {
     let v4: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let v6: SocketAddr = format!("[::1]:{port}").parse().unwrap();
     wait_until("/readyz to answer on 127.0.0.1", || ready(v4).0 == 200);
-    assert_eq!(ready(v6), (200, "ok".to_string()), "the same port on ::1");
+    assert_eq!(ready(v6), (200, "ok\n".to_string()), "the same port on ::1");
+}
+
+#[test]
+fn three_hundred_partial_heads_under_a_tight_address_space_limit_do_not_abort_drainit() {
+    // 300 connections, each holding an 8000-byte partial head, would be 2.4 MB of buffers.
+    // drainit runs (as PID 1) with an address-space limit of what it maps at start plus
+    // 1.5 MiB, set on drainit alone once the app runs (the app keeps its own limit): it must
+    // bound what it buffers and evict or refuse, not die of a failed allocation.
+    let dir = Scratch::new("as-limit");
+    let (mut d, addr) = serve(&[], &dir);
+    wait_until("the app to start", || dir.has("started"));
+    let vm_kb: u64 = common::status_field(d.pid(), "VmSize")
+        .and_then(|v| v.trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    let limit = (vm_kb + 1536) * 1024;
+    let set = Command::new("prlimit")
+        .arg(format!("--pid={}", d.pid()))
+        .arg(format!("--as={limit}"))
+        .status()
+        .unwrap();
+    assert!(set.success(), "prlimit failed");
+    let mut head = b"GET /readyz HTTP/1.1\r\nX-Pad: ".to_vec();
+    head.resize(8000, b'a');
+    let conns: Vec<TcpStream> = (0..300)
+        .filter_map(|_| {
+            let mut s = TcpStream::connect(addr).ok()?;
+            s.write_all(&head).ok()?;
+            Some(s)
+        })
+        .collect();
+    assert_eq!(conns.len(), 300, "the kernel refused connections");
+    wait_until("a probe to get through", || {
+        curl(addr, &["/readyz"]) == (200, "ok\n".to_string())
+    });
+    d.send(libc::SIGTERM);
+    wait_until("the app to get SIGTERM", || dir.has("got-term"));
+    assert_eq!(d.wait_exit(), 42, "{}", d.stderr());
+    let log = d.stderr();
+    assert!(log.contains("closing the connection idle longest"), "{log}");
+    let server_lines = log.matches("readiness server").count();
+    assert!(server_lines <= 6, "{server_lines} lines:\n{log}");
+    drop(conns);
 }

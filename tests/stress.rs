@@ -17,7 +17,7 @@ mod common;
 use common::*;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -230,15 +230,6 @@ fn reaps_a_fork_bomb_stopped_by_the_process_limit_and_exits_with_its_status() {
         !log.contains("sent SIGKILL"),
         "drainit had to SIGKILL leftovers:\n{log}"
     );
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `GET /readyz` on a fresh connection: the status code, or None if the server did not answer

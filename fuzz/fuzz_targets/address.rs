@@ -1,12 +1,16 @@
-//! Fuzzes `parse::ready_addr` (`--ready-addr`) and `parse::check_target` (`--ready-check`).
+//! Fuzzes `parse::ready_addr` (`--ready-addr`), `parse::check_target` (`--ready-check`) and
+//! `parse::probe_target` (`--probe`).
 //!
-//! Both resolve a host name once, through getaddrinfo, when HOST is not an IP literal. A fuzzer
-//! must not send DNS queries (slow, not loopback-only, and the answer is not ours to test), so
-//! inputs that would reach a lookup are skipped: `reaches_lookup` mirrors the checks that
-//! `host_port` makes before it resolves. Everything of ours — prefixes, splitting, port and
-//! bracket checks, the path check — is still fuzzed; only the C resolver is left out.
-//! Properties: never panics; `:PORT` means all interfaces (`[::]`, dual-stack); an HTTP target's path starts with
-//! '/' and has no spaces or control characters, and its Host header is the authority given.
+//! `ready_addr` resolves a host name once, through getaddrinfo, when HOST is not an IP literal. A
+//! fuzzer must not send DNS queries (slow, not loopback-only, and the answer is not ours to
+//! test), so inputs that would reach a lookup are skipped there: `reaches_lookup` mirrors the
+//! checks that `host_port` makes before it resolves. Check and probe targets keep their names
+//! (they are resolved at each check, in check.rs), so they are fuzzed whole.
+//! Properties: never panics; `:PORT` means all interfaces (`[::]`, dual-stack) for
+//! `--ready-addr` and 127.0.0.1 for `--probe`; an HTTP target's path starts with '/' and has no
+//! spaces or control characters, and its Host header is the authority given; a target's port
+//! is never 0 and a host name is dot-separated labels; a target prints as text that parses back
+//! to the same target.
 #![no_main]
 #![allow(
     clippy::unwrap_used,
@@ -23,7 +27,7 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../src/parse.rs"]
 mod parse;
 
-use parse::CheckTarget;
+use parse::{CheckTarget, Host};
 
 /// Would `host_port(t)` call the resolver? Only when `t` is no socket address literal, has a
 /// valid port after its last ':', and a non-empty host without brackets, '/' or spaces that is no
@@ -56,29 +60,75 @@ fn ready_addr(s: &str) {
     }
 }
 
+/// The authority of a `tcp://` or `http://` target as written, or `None` for anything else.
+fn authority(t: &str) -> Option<&str> {
+    if let Some(rest) = t.strip_prefix("tcp://") {
+        Some(rest.trim_end_matches('/'))
+    } else if let Some(rest) = t.strip_prefix("http://") {
+        Some(rest.find('/').map_or(rest, |i| &rest[..i]))
+    } else {
+        None
+    }
+}
+
+/// What holds of every target, however it was written.
+fn well_formed(s: &str, target: &CheckTarget) {
+    let endpoint = target.endpoint();
+    assert_ne!(endpoint.port, 0, "{s:?}");
+    if let Host::Name(name) = &endpoint.host {
+        assert!(
+            name.split('.').all(|l| !l.is_empty()
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')),
+            "{s:?} -> name {name:?}"
+        );
+    }
+    if let CheckTarget::Http { path, .. } = target {
+        assert!(path.starts_with('/'), "{s:?} -> path {path:?}");
+        assert!(
+            !path.bytes().any(|b| b <= b' ' || b == 0x7f),
+            "{s:?} -> path {path:?}"
+        );
+    }
+    assert_eq!(
+        parse::check_target(&target.to_string()).as_ref(),
+        Ok(target),
+        "{s:?} prints as {target}"
+    );
+}
+
 fn check_target(s: &str) {
     let t = s.trim();
-    let authority = if let Some(rest) = t.strip_prefix("tcp://") {
-        rest.trim_end_matches('/')
-    } else if let Some(rest) = t.strip_prefix("http://") {
-        rest.find('/').map_or(rest, |i| &rest[..i])
-    } else {
-        ""
+    let Ok(target) = parse::check_target(s) else {
+        return;
     };
-    if reaches_lookup(authority) {
+    well_formed(s, &target);
+    match &target {
+        CheckTarget::Http { host, .. } => {
+            assert!(t.starts_with("http://"), "{s:?}");
+            assert_eq!(Some(host.as_str()), authority(t), "{s:?}");
+        }
+        CheckTarget::Tcp(_) => assert!(t.starts_with("tcp://"), "{s:?}"),
+    }
+}
+
+fn probe_target(s: &str) {
+    let t = s.trim();
+    let Ok(target) = parse::probe_target(s) else {
+        return;
+    };
+    well_formed(s, &target);
+    if authority(t).is_some() {
+        assert_eq!(parse::check_target(s).as_ref(), Ok(&target), "{s:?}");
         return;
     }
-    match parse::check_target(s) {
-        Ok(CheckTarget::Http { host, path, .. }) => {
-            assert!(path.starts_with('/'), "{s:?} -> path {path:?}");
-            assert!(
-                !path.bytes().any(|b| b <= b' ' || b == 0x7f),
-                "{s:?} -> path {path:?}"
-            );
-            assert_eq!(host, authority, "{s:?}");
-        }
-        Ok(CheckTarget::Tcp(_)) => assert!(t.starts_with("tcp://"), "{s:?}"),
-        Err(_) => {}
+    // An ADDR: its /readyz, with `:PORT` on 127.0.0.1.
+    let CheckTarget::Http { host, path, .. } = &target else {
+        panic!("{s:?} -> {target:?}");
+    };
+    assert_eq!(path, "/readyz", "{s:?}");
+    match t.strip_prefix(':') {
+        Some(port) => assert_eq!(*host, format!("127.0.0.1:{}", port.parse::<u16>().unwrap())),
+        None => assert_eq!(host, t, "{s:?}"),
     }
 }
 
@@ -88,4 +138,5 @@ fuzz_target!(|data: &[u8]| {
     };
     ready_addr(s);
     check_target(s);
+    probe_target(s);
 });

@@ -33,7 +33,8 @@ pub fn assert_no_request_lost(args: &[&str], cases: usize, restarts: u64, min_re
     let mut bench = Bench::spawn(
         Command::new("bash")
             .arg(root.join("bench/rolling-restart/run.sh"))
-            .args(["--drainit", env!("CARGO_BIN_EXE_drainit")])
+            .arg("--drainit")
+            .arg(drainit_bin())
             .args(["--out", out.0.join("results").to_str().unwrap()])
             .args(["--inits", "drainit", "--rounds", "1"])
             .args(["--warmup", "1", "--pause", "0.5", "--tail", "1"])
@@ -150,4 +151,13 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The drainit under test: `DRAINIT_BIN` (CI's static build) or cargo's (tests/common/mod.rs
+/// has the same rule; this module is shared without the harness).
+fn drainit_bin() -> PathBuf {
+    std::env::var_os("DRAINIT_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_drainit")),
+        PathBuf::from,
+    )
 }

@@ -1,0 +1,166 @@
+//! `--ready-check` follows the app (contract, point 8), end to end, where host names matter: a
+//! name is resolved at each check and every address it stands for is tried, so an app on
+//! 127.0.0.1 is found behind `localhost` even where /etc/hosts lists `::1 localhost` first, as
+//! Docker's default /etc/hosts does (glibc then returns ::1 first). drainit runs as PID 1 of a
+//! PID namespace, and plainly as a subreaper, in a mount namespace that has that /etc/hosts
+//! bind-mounted; the host's is never touched. What is asserted is what /readyz says and in which order, never how fast (the
+//! 100 ms cadence is unit-tested in src/check.rs; timings belong in bench/).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use common::{DEADLINE, Drainit, TempDir, drainit, free_port, wait_until};
+
+/// Docker's default /etc/hosts (the part about localhost), for which glibc returns `::1` first.
+const DOCKER_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+
+/// A shell set-up line for the harness that gives everything after it a private mount
+/// namespace with `hosts` on /etc/hosts. The harness's own `unshare --mount-proc` comes after
+/// it, inside this namespace; a bare `mount` in the set-up would change the host's /etc/hosts.
+fn private_etc_hosts(hosts: &std::path::Path) -> String {
+    format!(
+        "exec unshare --mount --propagation private bash -c \
+         'mount --bind {} /etc/hosts && exec \"$@\"' bash \"$@\"",
+        hosts.display()
+    )
+}
+
+/// `GET path` on `port` of loopback: the status code, or 0 when nothing answered.
+fn status(port: u16, path: &str) -> u16 {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    if write!(s, "GET {path} HTTP/1.0\r\n\r\n").is_err() {
+        return 0;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The port drainit's readiness server got (it was asked for port 0).
+fn ready_port(d: &Drainit) -> u16 {
+    let line = d.wait_stderr("serving /readyz and /livez on ");
+    line.text
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn localhost_with_ipv6_listed_first_finds_an_app_on_127_0_0_1() {
+    let dir = TempDir::new("ready-check-hosts");
+    let hosts = dir.path("hosts");
+    // glibc sorts ::1 before 127.0.0.1 for this file (checked below, inside the namespace).
+    std::fs::write(&hosts, DOCKER_HOSTS).unwrap();
+    for (scheme, pid1) in [
+        ("tcp", true),
+        ("http", true),
+        ("tcp", false),
+        ("http", false),
+    ] {
+        let app_port = free_port();
+        let check = format!("{scheme}://localhost:{app_port}/");
+        // The app listens on 127.0.0.1 only.
+        let app = format!("exec python3 -m http.server --bind 127.0.0.1 {app_port}");
+        let d = drainit(["--ready-addr", "127.0.0.1:0", "--ready-check", &check, "-v"])
+            .args(["--", "bash", "-c"])
+            .arg(format!(
+                "getent ahosts localhost | head -1 > {}; {app}",
+                dir.path("first").display()
+            ))
+            .shell(&private_etc_hosts(&hosts))
+            .pid1(pid1)
+            .start();
+        let port = ready_port(&d);
+        wait_until(
+            &format!("/readyz to answer 200 with {check} (PID 1: {pid1})"),
+            DEADLINE,
+            || status(port, "/readyz") == 200,
+        );
+        let first = std::fs::read_to_string(dir.path("first")).unwrap();
+        assert!(
+            first.starts_with("::1"),
+            "the premise, ::1 first: {first:?}"
+        );
+        // The check did meet ::1 and went on to 127.0.0.1.
+        assert!(
+            !d.stderr().contains("/readyz answers 503 until it resolves"),
+            "{}",
+            d.stderr()
+        );
+    }
+    // The host's own /etc/hosts is untouched.
+    assert_ne!(
+        std::fs::read_to_string("/etc/hosts").unwrap(),
+        std::fs::read_to_string(&hosts).unwrap()
+    );
+}
+
+#[test]
+fn readyz_turns_200_once_the_app_listens_and_back_to_503_when_it_stops() {
+    let app_port = free_port();
+    let check = format!("tcp://127.0.0.1:{app_port}");
+    let d = drainit(["--ready-addr", "127.0.0.1:0", "--ready-check", &check])
+        .args(["--", "sleep", "1000"])
+        .start();
+    let port = ready_port(&d);
+    // Nobody listens yet: 503, for as many checks as we care to watch.
+    wait_until("/readyz to answer", DEADLINE, || {
+        status(port, "/readyz") != 0
+    });
+    assert_eq!(status(port, "/readyz"), 503);
+    // The app (here, the test) starts listening: /readyz follows.
+    let app = TcpListener::bind(("127.0.0.1", app_port)).unwrap();
+    wait_until("/readyz to turn 200", DEADLINE, || {
+        status(port, "/readyz") == 200
+    });
+    d.wait_stderr(&format!("ready check {check} passes"));
+    drop(app);
+    wait_until("/readyz to turn 503", DEADLINE, || {
+        status(port, "/readyz") == 503
+    });
+}
+
+#[test]
+fn a_name_that_does_not_resolve_at_start_is_kept_and_warned_about() {
+    // A name the app's container may only get later: drainit starts, warns, and answers 503.
+    let dir = TempDir::new("ready-check-later");
+    let hosts = dir.path("hosts");
+    std::fs::write(&hosts, DOCKER_HOSTS).unwrap();
+    let app_port = free_port();
+    let check = format!("tcp://app-later:{app_port}");
+    let d = drainit(["--ready-addr", "127.0.0.1:0", "--ready-check", &check])
+        .args(["--", "sleep", "1000"])
+        .shell(&private_etc_hosts(&hosts))
+        .start();
+    let port = ready_port(&d);
+    d.wait_stderr("cannot resolve 'app-later'");
+    wait_until("/readyz to answer", DEADLINE, || {
+        status(port, "/readyz") != 0
+    });
+    assert_eq!(status(port, "/readyz"), 503);
+    // The name appears (the file is bind-mounted, so writing it is seen inside) and the app
+    // listens: /readyz turns 200.
+    let _app = TcpListener::bind(("127.0.0.1", app_port)).unwrap();
+    std::fs::write(&hosts, format!("{DOCKER_HOSTS}127.0.0.1\tapp-later\n")).unwrap();
+    wait_until("/readyz to turn 200", DEADLINE, || {
+        status(port, "/readyz") == 200
+    });
+}
