@@ -23,6 +23,8 @@ want python3 python3
 want file file
 want node nodejs
 want npm npm
+want debootstrap debootstrap # the Debian base images of tests/docker_recipes.rs (scripts/docker-bases.sh)
+want ab apache2-utils        # the load in tests/docker_recipes.rs and bench/docker-rollout
 
 if ((${#need_pkgs[@]})); then
   echo "install-deps: apt-get install ${need_pkgs[*]}" >&2
