@@ -11,7 +11,8 @@
 //!    Node.js copied in) and passed through its `RUST_IMAGE` / `NODE_IMAGE` build args.
 //!    The container turns healthy through `HEALTHCHECK CMD ["drainit", "--probe"]`, and
 //!    `docker stop` drains: /readyz 503 at once, the app serving through the delay, node's
-//!    SIGTERM after it, exit 143.
+//!    SIGTERM after it, exit 143. And `docker stop -t 1`, shorter than the delay, SIGKILLs
+//!    the app before it sees SIGTERM (the README's stop-budget warning).
 //! 2. drainit as Docker's own init, the cheap way: the static binary bind-mounted at
 //!    `/sbin/docker-init` with `--entrypoint /sbin/docker-init` (the argv `docker run --init`
 //!    gives it) on the unchanged node image, configured by `-e DRAINIT_DRAIN_DELAY=2s` only.
@@ -71,6 +72,9 @@ fn dockerfile_example_docker_init_and_compose_rollout() {
     step("Dockerfile.example: healthy, then docker stop drains");
     dockerfile_example_drains(&app);
 
+    step("Dockerfile.example: a stop timeout shorter than the drain delay");
+    short_stop_timeout_kills_before_sigterm(&app);
+
     step("drainit bind-mounted as /sbin/docker-init");
     drainit_as_docker_init(&prefix, &app);
 
@@ -95,6 +99,22 @@ fn dockerfile_example_drains(app: &str) {
         health.contains(r#""ExitCode":0"#),
         "no passing probe in the health log: {health}"
     );
+}
+
+/// The README's warning: `docker stop -t 1` with a 4 s drain delay SIGKILLs the app while
+/// drainit still holds SIGTERM, so node never sees it (and exit 137 is Docker's SIGKILL).
+fn short_stop_timeout_kills_before_sigterm(app: &str) {
+    let c = Container::run(&[app]);
+    wait_for("node to listen", Duration::from_secs(60), || {
+        c.logs().contains("listening on")
+    });
+    docker(&["stop", "-t", "1", &c.id]);
+    let logs = c.logs();
+    assert!(
+        logs.contains("SIGTERM received") && !logs.contains("got SIGTERM"),
+        "{logs}"
+    );
+    assert_eq!(c.inspect("{{.State.ExitCode}}"), "137", "{logs}");
 }
 
 /// `docker stop` while polling: /readyz turns 503 at once, the app answers 200 all through the
