@@ -117,7 +117,7 @@ pids=()
 for image in rust:1-bookworm node:20-bookworm-slim haproxy:2.6; do
     name=${image%%:*}
     log "docker build -> $prefix/$image"
-    docker build -q --build-arg "BASE=$debian" -t "$prefix/$image" "$ctx/$name" \
+    docker build -q --force-rm --build-arg "BASE=$debian" -t "$prefix/$image" "$ctx/$name" \
         >"$ctx/$name.log" 2>&1 &
     pids+=("$!:$name")
 done

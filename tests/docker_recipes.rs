@@ -58,6 +58,8 @@ fn dockerfile_example_docker_init_and_compose_rollout() {
     docker(&[
         "build",
         "-q",
+        // A failed step's container would otherwise stay behind.
+        "--force-rm",
         "--build-arg",
         &format!("RUST_IMAGE={prefix}/rust:1-bookworm"),
         "--build-arg",

@@ -6,6 +6,7 @@
 #   bench/docker-rollout/run.sh [--publish] [--plot FILE] [--out DIR] [bench.py options]
 #
 #   (no options)   all three inits x both ab modes, 100 000 requests each; about 15 minutes
+#                  (the images first: 2 to 5 minutes)
 #   --publish      also write the results block into docs/rolling-restart.md and the picture
 #                  to docs/docker-rollout.png
 #   --plot FILE    draw the picture (installs matplotlib with pip if it is missing)
@@ -40,7 +41,7 @@ cleanup() {
 trap cleanup EXIT
 "$root/scripts/docker-bases.sh" "$prefix"
 echo "docker-rollout: docker build -f Dockerfile.example" >&2
-docker build -q --build-arg "RUST_IMAGE=$prefix/rust:1-bookworm" \
+docker build -q --force-rm --build-arg "RUST_IMAGE=$prefix/rust:1-bookworm" \
     --build-arg "NODE_IMAGE=$prefix/node:20-bookworm-slim" \
     -f "$root/Dockerfile.example" -t "$prefix/app:bench" "$root" >/dev/null
 
