@@ -41,9 +41,12 @@ cleanup() {
 trap cleanup EXIT
 "$root/scripts/docker-bases.sh" "$prefix"
 echo "docker-rollout: docker build -f Dockerfile.example" >&2
-docker build -q --force-rm --build-arg "RUST_IMAGE=$prefix/rust:1-bookworm" \
-    --build-arg "NODE_IMAGE=$prefix/node:20-bookworm-slim" \
-    -f "$root/Dockerfile.example" -t "$prefix/app:bench" "$root" >/dev/null
+# The build stage under a name of ours first: the classic builder would keep it untagged.
+for target in build ""; do
+    docker build -q --force-rm --build-arg "RUST_IMAGE=$prefix/rust:1-bookworm" \
+        --build-arg "NODE_IMAGE=$prefix/node:20-bookworm-slim" ${target:+--target "$target"} \
+        -f "$root/Dockerfile.example" -t "$prefix/app${target:+-$target}:bench" "$root" >/dev/null
+done
 
 out=${out:-$(mktemp -d /tmp/docker-rollout.XXXXXX)}
 echo "docker-rollout: raw results in $out" >&2
