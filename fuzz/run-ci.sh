@@ -5,17 +5,19 @@
 # property, or a sanitizer error); the crashing input is left in fuzz/artifacts/<target>/.
 # New inputs go to a scratch directory, so the committed corpus stays small.
 # Needs the nightly toolchain (libFuzzer's sanitizer flags are nightly-only) and cargo-fuzz; it
-# installs cargo-fuzz from crates.io when missing. A machine without nightly cannot fuzz at all:
-# then it says so and exits 0, unless FUZZ_REQUIRED=1.
+# installs cargo-fuzz from crates.io when missing. FUZZ_TOOLCHAIN names the nightly (default
+# `nightly`; CI passes the one scripts/build-static.sh pins). A machine without it cannot fuzz at
+# all: then it says so and exits 0, unless FUZZ_REQUIRED=1.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-20}"
+toolchain="${FUZZ_TOOLCHAIN:-nightly}"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
-if ! cargo +nightly --version >/dev/null 2>&1; then
-    echo "fuzz: SKIPPED: no nightly toolchain on this machine (rustup toolchain list)"
+if ! cargo "+$toolchain" --version >/dev/null 2>&1; then
+    echo "fuzz: SKIPPED: no $toolchain toolchain on this machine (rustup toolchain list)"
     [[ "${FUZZ_REQUIRED:-0}" == 1 ]] && exit 1
     exit 0
 fi
@@ -24,9 +26,9 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked --quiet
 fi
 
-cargo +nightly fuzz build
+cargo "+$toolchain" fuzz build
 status=0
-for target in $(cargo +nightly fuzz list); do
+for target in $(cargo "+$toolchain" fuzz list); do
     mkdir -p "$scratch/$target" "fuzz/corpus/$target"
     dict=()
     if [[ -f "fuzz/dict/$target.dict" ]]; then
@@ -37,7 +39,7 @@ for target in $(cargo +nightly fuzz list); do
         dict+=("-max_len=20000")
     fi
     echo "fuzz: $target for ${seconds}s"
-    if ! cargo +nightly fuzz run "$target" "$scratch/$target" "fuzz/corpus/$target" -- \
+    if ! cargo "+$toolchain" fuzz run "$target" "$scratch/$target" "fuzz/corpus/$target" -- \
         "${dict[@]}" -max_total_time="$seconds" -print_final_stats=1 >"$scratch/$target.log" 2>&1; then
         echo "fuzz: $target FAILED; its last lines:"
         tail -n 40 "$scratch/$target.log"

@@ -15,7 +15,6 @@
 //! looks; for a name in /etc/hosts (`localhost`, a Compose service's own name) that is a file
 //! read, but a DNS lookup holds the caller for as long as the resolver takes.
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd};
@@ -25,7 +24,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{SockaddrStorage, connect, getsockopt, sockopt};
 
-use crate::logging::Throttle;
+use crate::logging::{Throttle, human};
 use crate::parse::{CheckTarget, Endpoint, Host};
 use crate::ready::tcp_socket;
 
@@ -41,6 +40,7 @@ const MAX_STATUS_LINE: usize = 1024;
 /// How often the same kind of log line may appear; repeats in between are counted.
 const LOG_WINDOW: Duration = Duration::from_secs(10);
 
+/// `--ready-check`: the check in progress, when the next is due, and the latest result.
 pub struct Checker {
     target: CheckTarget,
     check: Option<Check>,
@@ -94,7 +94,7 @@ impl Checker {
                 check.advance(ev)
             };
             if outcome == Outcome::Pending && now >= check.deadline {
-                outcome = no_answer(TIMEOUT);
+                outcome = Outcome::Fail(no_answer(TIMEOUT));
             }
             if outcome != Outcome::Pending {
                 self.check = None;
@@ -181,7 +181,7 @@ pub fn check_now(target: &CheckTarget, timeout: Duration) -> Result<(), String> 
     while let Some(c) = check.as_mut().filter(|_| outcome == Outcome::Pending) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            outcome = no_answer(timeout);
+            outcome = Outcome::Fail(no_answer(timeout));
             break;
         }
         // Rounded up, so the loop does not spin through the last millisecond.
@@ -200,15 +200,12 @@ pub fn check_now(target: &CheckTarget, timeout: Duration) -> Result<(), String> 
     match outcome {
         Outcome::Pass => Ok(()),
         Outcome::Fail(why) => Err(why),
-        Outcome::Pending => Err(match no_answer(timeout) {
-            Outcome::Fail(why) => why,
-            _ => String::new(),
-        }),
+        Outcome::Pending => Err(no_answer(timeout)),
     }
 }
 
-fn no_answer(timeout: Duration) -> Outcome {
-    Outcome::Fail(format!("no answer within {}s", timeout.as_secs_f64()))
+fn no_answer(timeout: Duration) -> String {
+    format!("no answer within {}", human(timeout))
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -258,7 +255,7 @@ struct Check {
     addr: SocketAddr,
     stage: Stage,
     /// The addresses not tried yet, in order.
-    rest: VecDeque<SocketAddr>,
+    rest: std::vec::IntoIter<SocketAddr>,
     /// Each address that did not connect, and why.
     failures: Vec<(SocketAddr, String)>,
     /// The HTTP request, or `None` for a TCP check.
@@ -287,7 +284,7 @@ impl Check {
             ),
         };
         let mut rest = match addresses(target.endpoint()) {
-            Ok(addrs) => VecDeque::from(addrs),
+            Ok(addrs) => addrs.into_iter(),
             Err(why) => return (None, Outcome::Fail(why)),
         };
         let mut failures = Vec::new();
@@ -429,10 +426,10 @@ fn status_code(line: &str) -> Option<u16> {
 /// Start connecting to the first of `rest` that takes a connect, recording why the others
 /// did not (no IPv6 in this network namespace, a refusal on loopback).
 fn open_next(
-    rest: &mut VecDeque<SocketAddr>,
+    rest: &mut impl Iterator<Item = SocketAddr>,
     failures: &mut Vec<(SocketAddr, String)>,
 ) -> Option<(SocketAddr, TcpStream)> {
-    while let Some(addr) = rest.pop_front() {
+    for addr in rest {
         match open(addr) {
             Ok(stream) => return Some((addr, stream)),
             Err(e) => failures.push((addr, e.desc().to_string())),
@@ -721,7 +718,7 @@ mod tests {
         for addr in [silent.local_addr().unwrap(), trickle_addr] {
             let start = Instant::now();
             let why = check_now(&http_target(addr, "/"), timeout).unwrap_err();
-            assert_eq!(why, "no answer within 0.3s");
+            assert_eq!(why, "no answer within 300ms");
             assert!(start.elapsed() >= timeout);
         }
     }

@@ -1,8 +1,8 @@
 //! Starting the command and addressing it afterwards. `spawn` turns argv into a running child in
 //! its own process group (the unsafe fork/exec is in `sys.rs`) and maps exec failures to the
-//! contract's 126/127. `Child::send` forwards a signal to the group, or to the child alone with
-//! `-c`, and refuses once the child is reaped: pids are reused, so a reaped pid is never
-//! signalled again.
+//! contract's 126/127. `Child::send` forwards a signal to the target `Config::target` chose (the
+//! group or the child alone), and refuses once the child is reaped: pids are reused, so a reaped
+//! pid is never signalled again.
 
 use std::ffi::{CString, OsString};
 use std::io::Read;
@@ -10,6 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 
+use crate::config::Target;
 use crate::error::Fatal;
 use crate::parse::Sig;
 use crate::sys::{self, Pid};
@@ -18,21 +19,23 @@ use crate::sys::{self, Pid};
 #[derive(Debug)]
 pub struct Child {
     pub pid: Pid,
-    single: bool,
     reaped: bool,
     /// The child's group was made the terminal's foreground group.
     took_terminal: bool,
 }
 
 impl Child {
-    /// Send `sig` to the child's process group (or the child alone with `-c`). A no-op once the
-    /// child is reaped. `ESRCH` (the group is gone) is not an error worth more than debug.
-    pub fn send(&self, sig: Sig) -> Result<(), Errno> {
+    /// Send `sig` to the child's process group or to the child alone. A no-op once the child is
+    /// reaped. `ESRCH` (the group is gone) is not an error worth more than debug.
+    pub fn send(&self, sig: Sig, target: Target) -> Result<(), Errno> {
         if self.reaped {
             return Ok(());
         }
-        let target = if self.single { self.pid } else { -self.pid };
-        sys::kill(target, sig.0)
+        let pid = match target {
+            Target::Group => -self.pid,
+            Target::Child => self.pid,
+        };
+        sys::kill(pid, sig.0)
     }
 
     /// SIGKILL the child's process group, also with `-c` (contract, point 3).
@@ -65,7 +68,7 @@ impl Child {
 /// Start `command`. The signals drainit collects are blocked throughout (signals.rs), so one
 /// delivered meanwhile stays queued for the signalfd, and the child clears its mask itself as
 /// the last step before exec (sys.rs).
-pub fn spawn(command: &[OsString], single: bool) -> Result<Child, Fatal> {
+pub fn spawn(command: &[OsString]) -> Result<Child, Fatal> {
     let name = command
         .first()
         .map(|c| c.to_string_lossy().into_owned())
@@ -101,7 +104,6 @@ pub fn spawn(command: &[OsString], single: bool) -> Result<Child, Fatal> {
     if n < buf.len() {
         return Ok(Child {
             pid,
-            single,
             reaped: false,
             took_terminal: take_terminal,
         });

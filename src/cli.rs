@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
-use crate::config::Config;
+use crate::config::{Config, Forwarding};
 use crate::logging;
 use crate::parse::{self, CheckTarget, Rewrite, Sig};
 use crate::signals;
@@ -22,16 +22,22 @@ use crate::signals;
     version,
     about = "A tiny init for containers that drains before it stops.",
     long_about = "A tiny init for containers that drains before it stops.\n\n\
-        drainit runs COMMAND as PID 1's child, reaps every zombie and forwards signals to \
-        COMMAND's process group. On the first stop signal it fails /readyz at once, holds the \
+        drainit runs COMMAND as PID 1's child, reaps every zombie and forwards signals: the stop \
+        signals to COMMAND's process group (so a wrapper such as npm start or sh -c cannot keep \
+        them from the app), every other signal to COMMAND alone (so a process manager such as \
+        gunicorn or nginx gets HUP, USR2, TTIN in its master, not in its workers). On the first \
+        stop signal it fails /readyz at once, holds the \
         signal for --drain-delay so the load balancer stops sending traffic, then forwards it.",
-    after_help = "DUR: 4s, 500ms, 1m, 1.5s, 2m30s; a bare number is seconds.\n\
+    after_help = "DUR: 4s, 500ms, 1m, 1.5s, 2m30s; a bare number is seconds; whole milliseconds.\n\
         SIG: TERM, SIGTERM, term, 15, RTMIN+3.\n\
         Exit status: the command's, or 128+N if signal N killed it; drainit's own failures: \
         127 not found, 126 not executable, 2 usage, 1 other.",
     override_usage = "drainit [OPTIONS] [--] COMMAND [ARGS]...\n       drainit --probe [TARGET]",
     trailing_var_arg = true,
-    dont_delimit_trailing_values = true
+    dont_delimit_trailing_values = true,
+    // `-d 1 -d 2` is `-d 2`: the last one wins, as with getopt-based inits and most CLIs (the
+    // repeatable options still collect every value).
+    args_override_self = true
 )]
 struct Args {
     /// Time between the first stop signal and forwarding it; /readyz is 503 meanwhile
@@ -67,10 +73,16 @@ struct Args {
           allow_hyphen_values = true)]
     rewrites: Vec<Rewrite>,
 
-    /// Forward signals to the child only, not to its process group
+    /// Send even the stop signals to the child alone, not to its process group
     #[arg(short = 'c', long, env = "DRAINIT_SINGLE_CHILD", action = ArgAction::SetTrue,
           value_parser = BoolishValueParser::new())]
     single_child: bool,
+
+    /// Forward every signal to the child's process group, not only the stop signals
+    /// (dumb-init's behaviour); not with -c
+    #[arg(short = 'G', long, env = "DRAINIT_GROUP_ALL", action = ArgAction::SetTrue,
+          value_parser = BoolishValueParser::new())]
+    group_all: bool,
 
     /// Map the final exit status FROM (0-255, after 128+N folding) to TO; repeatable
     #[arg(long = "remap-exit", env = "DRAINIT_REMAP_EXIT", value_name = "FROM:TO",
@@ -130,11 +142,13 @@ fn parse_from(
 ) -> Result<Config, clap::Error> {
     let argv: Vec<OsString> = argv.into_iter().collect();
     let mut cmd = Args::command();
-    let matches = cmd
+    let mut matches = cmd
         .try_get_matches_from_mut(&argv)
         .map_err(|e| name_the_env_var(&mut cmd, e))
         .map_err(|e| name_the_non_utf8_value(&mut cmd, &argv, e))?;
-    let args = Args::from_arg_matches(&matches)?;
+    // _mut takes the values out; the by-reference version clones all the matches first (a
+    // tenth of start-up's instructions, callgrind).
+    let args = Args::from_arg_matches_mut(&mut matches)?;
     if args.probe.is_some() {
         return Err(cmd.error(
             clap::error::ErrorKind::ArgumentConflict,
@@ -147,7 +161,8 @@ fn parse_from(
         (0, true, _) => "warn".to_string(),
         (1, _, _) => "debug".to_string(),
         (v, _, _) if v >= 2 => "trace".to_string(),
-        (_, _, Some(env)) if !env.trim().is_empty() => {
+        // Empty or blank is invalid too, as for every other DRAINIT_* variable.
+        (_, _, Some(env)) => {
             if !logging::valid_filter(&env) {
                 return Err(cmd.error(
                     clap::error::ErrorKind::ValueValidation,
@@ -161,6 +176,20 @@ fn parse_from(
         }
         _ => "info".to_string(),
     };
+    // Checked here, not with clap's conflicts_with: that counts DRAINIT_SINGLE_CHILD=0 as given.
+    let forwarding = match (args.single_child, args.group_all) {
+        (false, false) => Forwarding::StopToGroup,
+        (true, false) => Forwarding::SingleChild,
+        (false, true) => Forwarding::GroupAll,
+        (true, true) => {
+            return Err(cmd.error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--single-child (-c, DRAINIT_SINGLE_CHILD) and --group-all (-G, \
+                 DRAINIT_GROUP_ALL) cannot be used together: -c sends every signal to the \
+                 child alone, -G every signal to its process group",
+            ));
+        }
+    };
     Ok(Config {
         command: args.command,
         drain_delay: args.drain_delay,
@@ -173,7 +202,7 @@ fn parse_from(
             args.stop_signals
         },
         rewrites: args.rewrites,
-        single_child: args.single_child,
+        forwarding,
         remap_exit: args.remap_exit,
         log_filter,
     })
@@ -327,7 +356,7 @@ mod tests {
         assert_eq!(c.grace_period, None);
         assert_eq!(c.ready_addr, None);
         assert_eq!(c.stop_signals, [Sig::TERM]);
-        assert!(!c.single_child);
+        assert_eq!(c.forwarding, Forwarding::StopToGroup);
     }
 
     #[test]
@@ -424,6 +453,27 @@ mod tests {
     }
 
     #[test]
+    fn c_and_g_pick_the_forwarding_and_together_are_a_usage_error() {
+        assert_eq!(
+            parse(&["-c", "true"]).unwrap().forwarding,
+            Forwarding::SingleChild
+        );
+        assert_eq!(
+            parse(&["--group-all", "true"]).unwrap().forwarding,
+            Forwarding::GroupAll
+        );
+        for args in [&["-c", "-G", "true"][..], &["-cG", "true"]] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            assert!(
+                first.contains("--single-child") && first.contains("--group-all"),
+                "{first}"
+            );
+        }
+    }
+
+    #[test]
     fn a_missing_command_is_a_usage_error() {
         assert_eq!(parse(&[]).unwrap_err().exit_code(), 2);
         assert_eq!(parse(&["-d", "1s"]).unwrap_err().exit_code(), 2);
@@ -443,6 +493,11 @@ mod tests {
         assert_eq!(c.log_filter, "drainit=trace");
         let c = parse_from(argv(&["-q", "true"]), None).unwrap();
         assert_eq!(c.log_filter, "warn");
+        let c = parse_from(argv(&["-v", "-v", "true"]), None).unwrap();
+        assert_eq!(
+            c.log_filter, "trace",
+            "-v still counts with args_override_self"
+        );
         let e = parse_from(argv(&["true"]), Some("x=loud".into())).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("DRAINIT_LOG"));

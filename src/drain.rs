@@ -71,6 +71,8 @@ pub struct Drain {
     delay: Duration,
     grace: Option<Duration>,
     leftover_wait: Duration,
+    /// The stop signals `--rewrite` drops: forwarding one sends nothing.
+    dropped: Vec<Sig>,
     phase: Phase,
 }
 
@@ -80,7 +82,25 @@ impl Drain {
             delay,
             grace,
             leftover_wait,
+            dropped: Vec::new(),
             phase: Phase::Running,
+        }
+    }
+
+    /// Which stop signals `--rewrite FROM:NONE` drops. The grace period starts "after the
+    /// forward" (contract, point 3): when the forward sends nothing, no timer starts, and none
+    /// SIGKILLs an app that was never asked to stop. A later stop signal that is sent starts it.
+    pub fn dropping(mut self, dropped: Vec<Sig>) -> Drain {
+        self.dropped = dropped;
+        self
+    }
+
+    /// The grace timer as it starts when `sig` is forwarded at `now`: never if `sig` is dropped.
+    fn kill_at(&self, sig: Sig, now: Instant) -> Option<Instant> {
+        if self.dropped.contains(&sig) {
+            None
+        } else {
+            self.grace.map(|g| now + g)
         }
     }
 
@@ -119,6 +139,16 @@ impl Drain {
             }
             // What is forwarded is the first stop signal, once; the second only ends the wait.
             Phase::Holding { sig: held, .. } => self.forward(held, Why::CutShort, now),
+            // The first forward sent nothing: this one is the first that stops the app.
+            Phase::Forwarded { kill_at: None } => {
+                self.phase = Phase::Forwarded {
+                    kill_at: self.kill_at(sig, now),
+                };
+                vec![Action::Forward {
+                    sig,
+                    why: Why::PassOn,
+                }]
+            }
             Phase::Forwarded { .. } | Phase::Killed => vec![Action::Forward {
                 sig,
                 why: Why::PassOn,
@@ -208,7 +238,7 @@ impl Drain {
 
     fn forward(&mut self, sig: Sig, why: Why, now: Instant) -> Vec<Action> {
         self.phase = Phase::Forwarded {
-            kill_at: self.grace.map(|g| now + g),
+            kill_at: self.kill_at(sig, now),
         };
         vec![Action::Forward { sig, why }]
     }
@@ -289,6 +319,31 @@ mod tests {
         );
         assert_eq!(d.phase(), Phase::Killed);
         assert_eq!(d.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_stop_signal_that_rewrite_drops_starts_no_grace_timer_until_one_is_sent() {
+        let t = Instant::now();
+        let mut d = drain(0, Some(1)).dropping(vec![Sig::TERM]);
+        assert_eq!(d.on_stop_signal(Sig::TERM, t), fwd(Sig::TERM, Why::NoDelay));
+        assert_eq!(d.next_deadline(), None);
+        assert!(
+            d.on_tick(t + 3600 * S).is_empty(),
+            "no SIGKILL after nothing"
+        );
+        // Dropped again: still nothing.
+        assert_eq!(
+            d.on_stop_signal(Sig::TERM, t + S),
+            fwd(Sig::TERM, Why::PassOn)
+        );
+        assert_eq!(d.next_deadline(), None);
+        // A stop signal that is sent is the forward the grace period follows.
+        assert_eq!(
+            d.on_stop_signal(Sig::INT, t + 2 * S),
+            fwd(Sig::INT, Why::PassOn)
+        );
+        assert_eq!(d.next_deadline(), Some(t + 3 * S));
+        assert_eq!(d.on_tick(t + 3 * S), vec![Action::KillChild { grace: S }]);
     }
 
     #[test]

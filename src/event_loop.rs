@@ -10,7 +10,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::check::Checker;
 use crate::child::Child;
-use crate::config::Config;
+use crate::config::{Config, Target};
 use crate::drain::{Action, Drain, KillWhy, Why};
 use crate::logging::{Throttle, human};
 use crate::parse::Sig;
@@ -40,6 +40,8 @@ pub struct EventLoop {
     drain: Drain,
     ended: Option<Ended>,
     forward_errors: Throttle,
+    /// SIGCHLD was read and not yet followed by a reap; see `reap`.
+    reap_due: bool,
 }
 
 impl EventLoop {
@@ -54,7 +56,8 @@ impl EventLoop {
             config.drain_delay,
             config.grace_period,
             config.leftover_wait(),
-        );
+        )
+        .dropping(config.dropped_stop_signals());
         EventLoop {
             config,
             intake,
@@ -64,6 +67,8 @@ impl EventLoop {
             drain,
             ended: None,
             forward_errors: Throttle::new(Duration::from_secs(10)),
+            // The first turn reaps whatever came: the child may have died before the loop.
+            reap_due: true,
         }
     }
 
@@ -107,22 +112,32 @@ impl EventLoop {
                 .saturating_add(Duration::from_micros(999))
                 .min(MAX_WAIT)
         });
+        // A SIGCHLD read after this turn's reap (by `serve`) is no longer in the signalfd.
+        let wait = if self.reap_due { Duration::ZERO } else { wait };
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => log::debug!("poll: {e}"),
         }
-        let mut revents: Vec<PollFlags> = fds
+        // Without a check or a server both lists are empty and nothing is allocated: this runs
+        // between a signal's arrival and its forward.
+        let mut revents = fds
             .iter()
-            .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+            .skip(1)
+            .map(|f| f.revents().unwrap_or(PollFlags::empty()));
+        let check = revents
+            .by_ref()
+            .take(server_from.saturating_sub(1))
             .collect();
-        let server = revents.split_off(server_from.min(revents.len()));
-        let check = revents.split_off(1.min(revents.len()));
+        let server = revents.collect();
         Polled { check, server }
     }
 
     fn take_signals(&mut self, now: Instant) {
         for sig in self.intake.pending() {
+            if sig == Sig::CHLD {
+                self.reap_due = true;
+            }
             if !signals::is_forwarded(sig) {
                 continue;
             }
@@ -135,8 +150,13 @@ impl EventLoop {
         }
     }
 
+    /// Reap, but only after a SIGCHLD, and then until waitpid has nothing more. No ending is
+    /// missed: the kernel raises SIGCHLD in drainit after every state change of a child (an
+    /// orphan handed to drainit as a zombie too), SIGCHLD is blocked from before the fork, so
+    /// it waits in the signalfd, and one pending SIGCHLD stands for any number of endings,
+    /// which is why one pass reaps until empty. The first turn reaps regardless.
     fn reap(&mut self, now: Instant) {
-        if self.child.is_reaped() && self.drain.is_done() {
+        if !std::mem::take(&mut self.reap_due) || (self.child.is_reaped() && self.drain.is_done()) {
             return;
         }
         let reaped = reap::reap(self.child.pid);
@@ -206,7 +226,7 @@ impl EventLoop {
                     log::info!(
                         "grace period ({}) over: sending SIGKILL to {}",
                         human(grace),
-                        self.target()
+                        self.describe(Target::Group)
                     );
                     if let Err(e) = self.child.kill_group() {
                         log::debug!("SIGKILL to the child's group: {e}");
@@ -216,7 +236,7 @@ impl EventLoop {
                     log::info!("the child exited during the drain delay: {sig} not forwarded")
                 }
                 Action::TermLeftovers { wait } => {
-                    if reap::signal_leftovers(Sig::TERM) {
+                    if reap::signal_leftovers(Sig::TERM, self.child.pid) {
                         log::info!(
                             "sent SIGTERM to the processes left; waiting up to {} for them",
                             human(wait)
@@ -224,7 +244,7 @@ impl EventLoop {
                     }
                 }
                 Action::KillLeftovers { why } => {
-                    if reap::signal_leftovers(Sig::KILL) {
+                    if reap::signal_leftovers(Sig::KILL, self.child.pid) {
                         match why {
                             KillWhy::WaitOver => {
                                 log::info!("processes still left after the wait: sent SIGKILL")
@@ -239,43 +259,42 @@ impl EventLoop {
         }
     }
 
-    /// Forward `sig` after `--rewrite`, to the group or (with -c) the child.
+    /// Forward `sig` after `--rewrite`, where `Config::target` says the received `sig` goes.
     fn forward(&mut self, sig: Sig, why: Why, now: Instant) {
+        let target = self.config.target(sig);
+        let to = self.describe(target);
         let Some(out) = self.config.rewrite(sig) else {
             // Per-signal lines stay at debug, so a storm of dropped signals cannot flood the log;
             // the drain's own step is worth an info line.
             if why == Why::PassOn {
                 log::debug!("{sig} dropped (--rewrite {sig}:NONE)");
+            } else if self.config.grace_period.is_some() {
+                log::info!(
+                    "{sig} dropped (--rewrite {sig}:NONE): nothing forwarded, so no SIGKILL \
+                     follows (the grace period starts when a stop signal is sent)"
+                );
             } else {
                 log::info!("{sig} dropped (--rewrite {sig}:NONE): nothing forwarded");
             }
             return;
         };
-        let what = if out == sig {
-            format!("{out}")
-        } else {
-            format!("{out} (rewritten from {sig})")
-        };
+        let what = Forwarded { out, from: sig };
         match why {
-            Why::PassOn => log::debug!("forwarding {what} to {}", self.target()),
-            Why::NoDelay => log::info!("{sig} received: forwarding {what} to {}", self.target()),
-            Why::DelayOver => {
-                log::info!("drain delay over: forwarding {what} to {}", self.target())
+            Why::PassOn => log::debug!("forwarding {what} to {to}"),
+            Why::NoDelay => log::info!("{sig} received: forwarding {what} to {to}"),
+            Why::DelayOver => log::info!("drain delay over: forwarding {what} to {to}"),
+            Why::CutShort => {
+                log::info!("second stop signal: drain delay cut short, forwarding {what} to {to}")
             }
-            Why::CutShort => log::info!(
-                "second stop signal: drain delay cut short, forwarding {what} to {}",
-                self.target()
-            ),
         }
-        match self.child.send(out) {
+        match self.child.send(out, target) {
             Ok(()) => {}
             // The group is already gone (the child exited, not yet reaped): nothing to tell.
             Err(Errno::ESRCH) => log::debug!("{what}: no process left to receive it"),
             Err(e) => {
                 if let Some(suppressed) = self.forward_errors.hit(now) {
                     log::warn!(
-                        "cannot forward {what} to {}: {e}{}",
-                        self.target(),
+                        "cannot forward {what} to {to}: {e}{}",
                         if suppressed > 0 {
                             format!(" ({suppressed} similar failures not logged)")
                         } else {
@@ -287,11 +306,11 @@ impl EventLoop {
         }
     }
 
-    fn target(&self) -> String {
-        if self.config.single_child {
-            format!("child {}", self.child.pid)
-        } else {
-            format!("process group {}", self.child.pid)
+    /// A target as the log names it.
+    fn describe(&self, target: Target) -> String {
+        match target {
+            Target::Group => format!("process group {}", self.child.pid),
+            Target::Child => format!("child {}", self.child.pid),
         }
     }
 
@@ -309,7 +328,7 @@ impl EventLoop {
                 return;
             }
             // Something forked after the SIGKILL, or is still dying: ask again, briefly.
-            reap::signal_leftovers(Sig::KILL);
+            reap::signal_leftovers(Sig::KILL, self.child.pid);
             let mut fds = [PollFd::new(self.intake.fd(), PollFlags::POLLIN)];
             let _ = poll(&mut fds, PollTimeout::from(10u8));
             let _ = self.intake.pending();
@@ -329,6 +348,23 @@ impl EventLoop {
             log::info!("exiting with status {mapped} (--remap-exit {code}:{mapped})");
         }
         mapped
+    }
+}
+
+/// A forwarded signal as the log names it, formatted only when a line is written: the forward
+/// allocates nothing (it runs between a signal's arrival and its delivery).
+struct Forwarded {
+    out: Sig,
+    from: Sig,
+}
+
+impl std::fmt::Display for Forwarded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.out == self.from {
+            write!(f, "{}", self.out)
+        } else {
+            write!(f, "{} (rewritten from {})", self.out, self.from)
+        }
     }
 }
 

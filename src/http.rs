@@ -17,8 +17,13 @@ pub const MAX_HEAD: usize = 8 * 1024;
 /// size (8 KiB); 100 fields is far past any probe or proxy, and costs 3 KiB of stack.
 pub const MAX_HEADERS: usize = 100;
 /// `answer_all` stops taking pipelined requests once this much output waits to be sent, so a
-/// client that sends and never reads cannot make us buffer without bound.
-pub const OUTPUT_SOFT_LIMIT: usize = 16 * 1024;
+/// client that sends and never reads cannot make us buffer without bound. Small, because every
+/// connection with something to answer holds this much (ready.rs): a probe's answer is one
+/// response, and a pipelining client gets the rest as it reads.
+pub const OUTPUT_SOFT_LIMIT: usize = 2 * 1024;
+/// The longest response `Response::write_to` writes (the 431 with `Connection: close` is
+/// about 160 bytes), so `answer_all` never writes past `OUTPUT_SOFT_LIMIT + MAX_RESPONSE`.
+pub const MAX_RESPONSE: usize = 256;
 
 /// What `/readyz` reports.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -611,13 +616,32 @@ mod tests {
     }
 
     #[test]
+    fn every_response_fits_in_max_response() {
+        for status in [200, 400, 404, 405, 408, 431, 503] {
+            for persist in [Persist::KeepAlive, Persist::KeepAliveEchoed, Persist::Close] {
+                let mut out = Vec::new();
+                // Longer than any body drainit sends.
+                let body = "request header fields too large, really\n";
+                let r = Response {
+                    status,
+                    body,
+                    head_only: false,
+                    persist,
+                };
+                r.write_to(&mut out);
+                assert!(out.len() <= MAX_RESPONSE, "{status}: {}", out.len());
+            }
+        }
+    }
+
+    #[test]
     fn output_waiting_to_be_sent_bounds_how_many_pipelined_requests_are_taken() {
         let one = b"GET /readyz HTTP/1.1\r\n\r\n";
         let many = one.repeat(1000);
         let mut out = Vec::new();
         let served = answer_all(&many, READY, &mut out);
         assert!(out.len() >= OUTPUT_SOFT_LIMIT);
-        assert!(out.len() < OUTPUT_SOFT_LIMIT + 200);
+        assert!(out.len() < OUTPUT_SOFT_LIMIT + MAX_RESPONSE);
         assert!(served.consumed < many.len() && served.consumed.is_multiple_of(one.len()));
         // Once drained, the rest is taken.
         let mut rest = Vec::new();

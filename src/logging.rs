@@ -113,8 +113,13 @@ pub fn human(d: Duration) -> String {
         0 => "0s".to_string(),
         1..=999 => format!("{ms}ms"),
         _ if ms < 60_000 || !ms.is_multiple_of(1000) => {
-            let secs = format!("{:.3}", d.as_secs_f64());
-            format!("{}s", secs.trim_end_matches('0').trim_end_matches('.'))
+            // Rounded to the millisecond, in integers (no float formatting in the binary).
+            let ms = (d.as_micros() + 500) / 1000;
+            let frac = format!("{:03}", ms % 1000);
+            match frac.trim_end_matches('0') {
+                "" => format!("{}s", ms / 1000),
+                f => format!("{}.{f}s", ms / 1000),
+            }
         }
         _ => match (ms / 60_000, ms % 60_000 / 1000) {
             (m, 0) => format!("{m}m"),
@@ -184,6 +189,12 @@ mod tests {
         assert_eq!(human(Duration::from_millis(1500)), "1.5s");
         assert_eq!(human(Duration::from_secs(150)), "2m30s");
         assert_eq!(human(Duration::from_secs(120)), "2m");
+        assert_eq!(human(Duration::from_millis(1001)), "1.001s");
+        assert_eq!(human(Duration::from_millis(61_500)), "61.5s");
+        assert_eq!(
+            human(Duration::from_millis(31_536_000_001)),
+            "31536000.001s"
+        );
     }
 
     #[test]

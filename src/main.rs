@@ -48,13 +48,15 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<u8, Fatal> {
-    // Order matters. fds 0-2 first, so nothing of ours lands there; then the inherited list,
-    // before we open descriptors of our own; then signal intake, before anything slow, so a
-    // signal sent at start-up waits in the pipe.
+    // Order matters. The signals first (already blocked by the constructor in sys.rs; again
+    // here for a platform that skips it), so one sent at start-up waits in the queue; then fds
+    // 0-2, so nothing of ours lands there; then the inherited list, before we open descriptors
+    // of our own; then the signalfd.
+    signals::block();
     fds::ensure_stdio()?;
     let inherited = fds::inherited();
-    let intake = Intake::install()
-        .map_err(|e| Fatal::other(format!("cannot set up signal handling: {e}")))?;
+    let intake =
+        Intake::open().map_err(|e| Fatal::other(format!("cannot set up signal handling: {e}")))?;
     let config = match cli::parse() {
         Ok(config) => config,
         Err(e) => {
@@ -68,7 +70,7 @@ fn run() -> Result<u8, Fatal> {
     let checker = config.ready_check.clone().map(Checker::new);
     reap::become_subreaper();
 
-    let child = child::spawn(&config.command, config.single_child)?;
+    let child = child::spawn(&config.command)?;
     log::debug!("started {:?} as pid {}", config.command, child.pid);
     // From here on nothing is fatal.
     fds::close_inherited(&inherited);

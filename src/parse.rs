@@ -96,49 +96,69 @@ impl fmt::Display for Sig {
     }
 }
 
-/// `4s`, `500ms`, `1m`, `1.5s`, `2m30s`, `1h`; a bare number (`3`, `0.5`) is seconds.
+/// `4s`, `500ms`, `1m`, `1.5s`, `2m30s`, `1h`; a bare number (`3`, `0.5`) is seconds. Plain
+/// decimal digits only (no sign, no exponent: `1e3` is refused, as `1e3s` is), counted
+/// exactly in integers, to the millisecond: drainit's timers have millisecond resolution, so
+/// a finer duration (`0.0000001s`, `1.5ms`) is refused rather than logged as something it is
+/// not. At most a year: far past any orchestrator's timeout, and safe for `Instant` arithmetic.
 pub fn duration(s: &str) -> Result<Duration, String> {
     const HINT: &str = "expected a duration such as 4s, 500ms, 1.5s, 2m30s or a number of seconds";
+    const NS_PER_MS: u128 = 1_000_000;
+    const MAX_NS: u128 = 31_536_000 * 1_000_000_000;
     let t = s.trim();
     if t.is_empty() {
         return Err(format!("empty duration; {HINT}"));
     }
-    if let Ok(secs) = t.parse::<f64>() {
-        return secs_to_duration(secs).ok_or_else(|| format!("out of range; {HINT}"));
-    }
-    let mut total = 0f64;
+    let is_number = |c: char| c.is_ascii_digit() || c == '.';
+    let mut total: u128 = 0;
     let mut rest = t;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let value: f64 = num.parse().map_err(|_| HINT.to_string())?;
-        let scale = match unit {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "us" | "µs" => 0.000_001,
+        let (num, tail) = rest.split_at(rest.find(|c| !is_number(c)).unwrap_or(rest.len()));
+        let (unit, tail) = tail.split_at(tail.find(is_number).unwrap_or(tail.len()));
+        // A bare number is seconds, but only on its own: `1s2` is not 1.000002 s.
+        let ns_per_unit: u128 = match unit {
+            "" if rest.len() == t.len() => 1_000_000_000,
+            "ms" => NS_PER_MS,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "us" | "µs" => 1_000,
             _ => return Err(HINT.to_string()),
         };
-        total += value * scale;
+        let ns = decimal_times(num, ns_per_unit).ok_or_else(|| HINT.to_string())?;
+        total = total
+            .checked_add(ns.ok_or_else(|| finer_than_a_millisecond(HINT))?)
+            .filter(|n| *n <= MAX_NS)
+            .ok_or_else(|| format!("out of range (at most a year); {HINT}"))?;
         rest = tail;
     }
-    secs_to_duration(total).ok_or_else(|| format!("out of range; {HINT}"))
+    if !total.is_multiple_of(NS_PER_MS) {
+        return Err(finer_than_a_millisecond(HINT));
+    }
+    let ms = u64::try_from(total / NS_PER_MS).map_err(|_| HINT.to_string())?;
+    Ok(Duration::from_millis(ms))
 }
 
-fn secs_to_duration(secs: f64) -> Option<Duration> {
-    // A year is far past any orchestrator's timeout; the bound keeps Instant arithmetic safe.
-    if secs.is_finite() && (0.0..=31_536_000.0).contains(&secs) {
-        Some(Duration::from_secs_f64(secs))
-    } else {
-        None
+fn finer_than_a_millisecond(hint: &str) -> String {
+    format!("finer than a millisecond, which drainit's timers cannot tell apart; {hint}")
+}
+
+/// `num` (digits with at most one '.') times `scale`, exactly: `None` if `num` is no such
+/// number; `Some(None)` if the product is not a whole number (or is beyond any duration).
+fn decimal_times(num: &str, scale: u128) -> Option<Option<u128>> {
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
+        return None;
     }
+    let frac = frac.trim_end_matches('0');
+    // Longer than this is finer than a nanosecond, or far beyond a year.
+    if int.len() > 20 || frac.len() > 18 {
+        return Some(None);
+    }
+    let digits = |d: &str| -> u128 { d.bytes().fold(0, |n, b| n * 10 + u128::from(b - b'0')) };
+    let den = 10u128.pow(u32::try_from(frac.len()).unwrap_or(0));
+    let scaled = (digits(int) * den + digits(frac)).checked_mul(scale)?;
+    Some(scaled.is_multiple_of(den).then_some(scaled / den))
 }
 
 /// `TERM`, `SIGTERM`, `term`, `15`, `RTMIN`, `RTMIN+3`, `RTMAX-2`.
@@ -169,18 +189,20 @@ pub fn signal(s: &str) -> Result<Sig, String> {
             _ => Err(format!("outside RTMIN..RTMAX ({RTMIN}..{RTMAX}); {HINT}")),
         }
     };
+    // The offset is digits, and there must be one: `RTMIN+` and `RTMIN++1` are no signals.
+    let offset = |k: &str| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit());
     if let Some(off) = name.strip_prefix("RTMIN") {
         return match off.strip_prefix('+') {
-            Some(k) => rt(RTMIN, k, 1),
+            Some(k) if offset(k) => rt(RTMIN, k, 1),
             None if off.is_empty() => rt(RTMIN, "", 1),
-            None => Err(HINT.to_string()),
+            _ => Err(HINT.to_string()),
         };
     }
     if let Some(off) = name.strip_prefix("RTMAX") {
         return match off.strip_prefix('-') {
-            Some(k) => rt(RTMAX, k, -1),
+            Some(k) if offset(k) => rt(RTMAX, k, -1),
             None if off.is_empty() => rt(RTMAX, "", 1),
-            None => Err(HINT.to_string()),
+            _ => Err(HINT.to_string()),
         };
     }
     Err(format!("unknown signal; {HINT}"))
@@ -432,6 +454,29 @@ mod tests {
         assert_eq!(duration("0.5"), Ok(ms(500)));
         assert_eq!(duration("0"), Ok(ms(0)));
         assert_eq!(duration("0s"), Ok(ms(0)));
+        assert_eq!(duration(".5"), Ok(ms(500)));
+        assert_eq!(duration("1.001"), Ok(ms(1001)));
+        assert_eq!(duration("1000us"), Ok(ms(1)));
+        assert_eq!(duration("0.1000000000000s"), Ok(ms(100)));
+        assert_eq!(duration("31536000"), Ok(ms(31_536_000_000)));
+    }
+
+    #[test]
+    fn durations_refuse_exponents_and_anything_finer_than_a_millisecond() {
+        for bad in [
+            "1e3",
+            "1e3s",
+            "1E3",
+            "1e-3",
+            "+3",
+            "0.0000001s",
+            "1.5ms",
+            "500us",
+            "1.0001",
+        ] {
+            assert!(duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(duration("0.0000001s").unwrap_err().contains("millisecond"));
     }
 
     #[test]
@@ -448,6 +493,10 @@ mod tests {
             "4 s",
             "1..5s",
             "99999999999",
+            "31536000.001",
+            "1s2",
+            ".",
+            "s5",
         ] {
             assert!(duration(bad).is_err(), "{bad:?} should be rejected");
         }
@@ -482,6 +531,10 @@ mod tests {
             "RTMAX+1",
             "RTMINx",
             "RTMIN+2147483647",
+            "RTMIN+",
+            "RTMAX-",
+            "RTMIN++1",
+            "RTMIN+-1",
             "RTMAX--2147483648",
             "RTMAX-2147483647",
         ] {

@@ -20,7 +20,7 @@ use nix::sys::socket::{
     sockopt,
 };
 
-use crate::http::{self, MAX_HEAD, OUTPUT_SOFT_LIMIT, Response};
+use crate::http::{self, MAX_HEAD, MAX_RESPONSE, OUTPUT_SOFT_LIMIT, Response};
 pub use crate::http::{Health, ReadyState};
 use crate::logging::Throttle;
 
@@ -53,6 +53,17 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 const BACKLOG: i32 = 1024;
 /// How often the same kind of failure is logged; repeats in between are counted.
 const LOG_WINDOW: Duration = Duration::from_secs(10);
+/// The most bytes all connections' buffers hold together. A connection holds buffers only
+/// while it has bytes to read or to answer (`CONN_BUFFERS` each; an idle or kept-alive one
+/// holds none), so this is about 50 request heads in progress at once. When it is reached, the
+/// connection with buffers idle longest is closed to make room (a probe is answered through a
+/// slowloris), and an allocation that fails lowers it: PID 1 must not die of a full heap or a
+/// tight RLIMIT_AS (`prlimit --as`), where Rust aborts on a failed allocation.
+const BUFFER_BUDGET: usize = 512 * 1024;
+/// One connection's buffers: one request head, and the answers waiting to be sent.
+const INPUT_BUFFER: usize = MAX_HEAD;
+const OUTPUT_BUFFER: usize = OUTPUT_SOFT_LIMIT + 2 * MAX_RESPONSE;
+const CONN_BUFFERS: usize = INPUT_BUFFER + OUTPUT_BUFFER;
 
 pub struct Server {
     listener: TcpListener,
@@ -70,6 +81,10 @@ pub struct Server {
     accept_errors: Throttle,
     evictions: Throttle,
     evicted: u64,
+    /// The most buffer bytes kept at once: `BUFFER_BUDGET`, lowered when an allocation fails.
+    budget: usize,
+    memory_evictions: Throttle,
+    memory_evicted: u64,
 }
 
 /// A non-blocking, close-on-exec listener on exactly `addr`.
@@ -107,9 +122,14 @@ impl Server {
             }
             other => other?,
         };
+        // The table is allocated now, before the child runs, so it never grows under a flood.
+        let mut conns = Vec::new();
+        conns
+            .try_reserve_exact(MAX_CONNS)
+            .map_err(|e| io::Error::new(io::ErrorKind::OutOfMemory, e))?;
         Ok(Server {
             listener,
-            conns: Vec::new(),
+            conns,
             cap: MAX_CONNS,
             paused_until: None,
             resting_until: None,
@@ -117,6 +137,9 @@ impl Server {
             accept_errors: Throttle::new(LOG_WINDOW),
             evictions: Throttle::new(LOG_WINDOW),
             evicted: 0,
+            budget: BUFFER_BUDGET,
+            memory_evictions: Throttle::new(LOG_WINDOW),
+            memory_evicted: 0,
         })
     }
 
@@ -202,9 +225,7 @@ impl Server {
                 self.resting_until = Some(now + REST);
                 return;
             }
-            if let Some(c) = self.conns.get_mut(i) {
-                c.advance(ev, health, now);
-            }
+            self.advance(i, ev, health, now);
             served += 1;
         }
     }
@@ -250,10 +271,98 @@ impl Server {
                 );
             }
         }
-        let mut conn = Conn::new(stream, now);
-        conn.advance(PollFlags::POLLIN, health, now);
-        if conn.state != State::Done {
-            self.conns.push(conn);
+        self.conns.push(Conn::new(stream, now));
+        let i = self.conns.len() - 1;
+        self.advance(i, PollFlags::POLLIN, health, now);
+        // Making room marks other connections done but moves none, so this one is still last.
+        if self.conns.last().is_some_and(|c| c.state == State::Done) {
+            self.conns.pop();
+        }
+    }
+
+    /// Act on poll's report for connection `i`, first giving it buffers if it now needs them;
+    /// with no room for them, it is closed.
+    fn advance(&mut self, i: usize, ev: PollFlags, health: Health, now: Instant) {
+        let needs = self.conns.get(i).is_some_and(|c| c.needs_buffers(ev));
+        if needs && !self.give_buffers(i, now) {
+            if let Some(c) = self.conns.get_mut(i) {
+                c.close();
+            }
+            return;
+        }
+        if let Some(c) = self.conns.get_mut(i) {
+            c.advance(ev, health, now);
+        }
+    }
+
+    /// The buffer bytes all connections hold now.
+    fn buffered(&self) -> usize {
+        self.conns.iter().map(Conn::buffered).sum()
+    }
+
+    /// Allocate connection `i`'s buffers within the budget, closing the connection with
+    /// buffers idle longest while there is no room. Did it get them? Log lines are written only
+    /// after a connection was closed: a line costs an allocation too.
+    fn give_buffers(&mut self, i: usize, now: Instant) -> bool {
+        loop {
+            let mut failed = None;
+            if self.buffered() + CONN_BUFFERS <= self.budget {
+                match self.conns.get_mut(i).map(Conn::allocate) {
+                    Some(Ok(())) => return true,
+                    None => return false,
+                    // The heap or RLIMIT_AS is tighter than the budget: stay well below where
+                    // it failed, and never below one connection's worth (memory may come back).
+                    Some(Err(e)) => {
+                        self.budget = self
+                            .buffered()
+                            .saturating_sub(CONN_BUFFERS)
+                            .max(CONN_BUFFERS);
+                        failed = Some(e);
+                    }
+                }
+            }
+            if !self.evict_idlest_buffered(i) {
+                return false;
+            }
+            self.memory_evicted += 1;
+            if let Some(suppressed) = self.memory_evictions.hit(now) {
+                let why = match failed {
+                    Some(_) => format!(
+                        "cannot allocate {CONN_BUFFERS} bytes for a connection (out of memory \
+                         or RLIMIT_AS): buffering at most {} bytes from now on",
+                        self.budget
+                    ),
+                    None => format!("{} bytes buffered (the most it keeps)", self.budget),
+                };
+                let also = if suppressed > 0 {
+                    format!(", {suppressed} similar lines not logged")
+                } else {
+                    String::new()
+                };
+                log::warn!(
+                    "readiness server: {why}; closing the connection idle longest for each new \
+                     request ({} so far{also})",
+                    self.memory_evicted
+                );
+            }
+        }
+    }
+
+    /// Close the connection with buffers, other than `except`, that is idle longest, and give
+    /// its buffers back at once. Was there one?
+    fn evict_idlest_buffered(&mut self, except: usize) -> bool {
+        let idlest = self
+            .conns
+            .iter_mut()
+            .enumerate()
+            .filter(|(j, c)| *j != except && c.buffered() > 0)
+            .min_by_key(|(_, c)| c.last_active);
+        match idlest {
+            Some((_, c)) => {
+                c.close();
+                true
+            }
+            None => false,
         }
     }
 
@@ -354,6 +463,43 @@ impl Conn {
         self.sent < self.output.len()
     }
 
+    /// Bytes of buffer this connection holds.
+    fn buffered(&self) -> usize {
+        self.input.capacity() + self.output.capacity()
+    }
+
+    /// Will `advance` read (or answer) with these events, with no buffers to do it in?
+    fn needs_buffers(&self, ev: PollFlags) -> bool {
+        self.buffered() == 0
+            && self.state == State::Open
+            && !self.peer_closed
+            && ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+    }
+
+    /// Allocate both buffers at their full size, fallibly: neither ever grows after this
+    /// (`read` fills at most `INPUT_BUFFER`, `answer_all` writes at most `OUTPUT_BUFFER`).
+    fn allocate(&mut self) -> Result<(), std::collections::TryReserveError> {
+        self.input.try_reserve_exact(INPUT_BUFFER)?;
+        self.output.try_reserve_exact(OUTPUT_BUFFER)
+    }
+
+    /// Give the buffers back once nothing is waiting in them, so an idle connection costs none.
+    fn release_idle_buffers(&mut self) {
+        if self.input.is_empty() && !self.pending_output() {
+            self.input = Vec::new();
+            self.output = Vec::new();
+            self.sent = 0;
+        }
+    }
+
+    /// Close now (the table drops it), giving the buffers back at once.
+    fn close(&mut self) {
+        self.state = State::Done;
+        self.input = Vec::new();
+        self.output = Vec::new();
+        self.sent = 0;
+    }
+
     /// What to poll for. Reading stops while a response waits to be sent: a client that sends
     /// and never reads must not make us buffer without bound.
     fn interest(&self) -> PollFlags {
@@ -384,6 +530,7 @@ impl Conn {
             self.read(now);
         }
         self.answer_and_send(health, now);
+        self.release_idle_buffers();
     }
 
     /// Read once (poll is level-triggered: more comes next turn; one read per connection per
@@ -392,7 +539,10 @@ impl Conn {
         if self.state != State::Open || self.peer_closed {
             return;
         }
-        let room = MAX_HEAD.saturating_sub(self.input.len());
+        // Only into the buffer allocated for it (`Server::give_buffers`): never grow it here.
+        let room = MAX_HEAD
+            .min(self.input.capacity())
+            .saturating_sub(self.input.len());
         if room == 0 {
             return;
         }
@@ -513,9 +663,15 @@ impl Conn {
             State::Open if self.head_since.is_some_and(|t| now >= t + HEAD_TIMEOUT) => {
                 self.head_since = None;
                 self.input.clear();
+                // Written only into room there is: a buffer never grows after `allocate`.
+                if self.output.capacity() - self.output.len() < MAX_RESPONSE {
+                    self.close();
+                    return;
+                }
                 self.state = State::Closing;
                 Response::timeout().write_to(&mut self.output);
                 self.send(now);
+                self.release_idle_buffers();
             }
             _ => {}
         }

@@ -1,7 +1,11 @@
 //! Reaping and the leftovers. As PID 1 every orphan of the namespace is ours; otherwise drainit
 //! registers as child subreaper (prctl(2) PR_SET_CHILD_SUBREAPER) so orphans of the command come
 //! to it. `reap` loops waitpid(-1, WNOHANG) until nothing more has ended, because SIGCHLD
-//! coalesces (catatonit#4), and reports the direct child's status from inside that loop.
+//! coalesces (catatonit#4), and reports the direct child's status from inside that loop. The
+//! leftovers of a drainit that is not PID 1 are found in `/proc` only if it is the `/proc` of
+//! drainit's own PID namespace; otherwise they are the child's process group.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 
@@ -64,16 +68,59 @@ pub fn reap(child: Pid) -> Reaped {
 }
 
 /// Send `sig` to every process left: as PID 1 the whole namespace (kill(-1) spares only us), as
-/// a subreaper our descendants. Returns whether any process was there to get it.
-pub fn signal_leftovers(sig: Sig) -> bool {
+/// a subreaper our descendants, found in `/proc` when that `/proc` is our PID namespace's;
+/// without one, the group of the child `group` was (contract, point 5). Returns whether any
+/// process was there to get it.
+///
+/// The group after the child is reaped: the kernel does not hand out a pid again while it is
+/// still some process's group id, so while a member lives the group is the child's. Once the
+/// group is empty the number could in principle come back as a new process's own group in
+/// the instants between the reap and this call; that is the price of having no `/proc`.
+pub fn signal_leftovers(sig: Sig, group: Pid) -> bool {
     if is_pid1() {
         return sys::kill(-1, sig.0).is_ok();
+    }
+    if let Err(why) = own_proc() {
+        if !PROC_WARNED.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "cannot list the processes left: {why}; signalling the child's process group \
+                 {group} instead (processes that left it are not reached; mount this namespace's \
+                 /proc, or run drainit as PID 1)"
+            );
+        }
+        return sys::kill(-group, sig.0).is_ok();
     }
     let pids = descendants(std::process::id());
     for pid in &pids {
         let _ = sys::kill(*pid, sig.0);
     }
     !pids.is_empty()
+}
+
+/// The fallback's warning is logged once.
+static PROC_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// Is `/proc` a view of drainit's own PID namespace? Its `/proc/self` names us by our pid as
+/// that procfs's namespace counts: `getpid()` only in our own. A `/proc` of an outer namespace
+/// (`unshare --pid --fork` without `--mount-proc`, as container tooling and CI runners do)
+/// names another number, and there `/proc/N` is someone else: its "children" are not ours. One
+/// of an unrelated namespace does not show us at all. NSpid (Linux 4.1) lists our pid in each
+/// namespace from that procfs's down to ours: one entry in our own, which also rules out a
+/// number that matches by chance.
+fn own_proc() -> Result<(), &'static str> {
+    let me = std::process::id().to_string();
+    match std::fs::read_link("/proc/self") {
+        Ok(link) if link.as_os_str() == me.as_str() => {}
+        Ok(_) => return Err("/proc belongs to another PID namespace"),
+        Err(_) => return Err("/proc is not mounted"),
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    match status.lines().find_map(|l| l.strip_prefix("NSpid:")) {
+        Some(ns) if ns.split_whitespace().count() > 1 => {
+            Err("/proc belongs to another PID namespace")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Every descendant of `root`. Walks /proc/PID/task/TID/children (proc(5)) down from `root`,

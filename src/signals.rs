@@ -2,9 +2,9 @@
 //! event loop polls, as tini (sigtimedwait) and catatonit (signalfd) do. No handler ever runs in
 //! drainit: a signal storm cannot pre-empt the loop, real-time signals keep their queue, a
 //! blocked signal is queued even for PID 1 (the kernel drops only what PID 1 neither handles nor
-//! blocks), and drainit is never stopped by TSTP/TTIN/TTOU. Installed first thing in `main`,
-//! before argument parsing and long before the fork, so a signal sent at start-up waits in the
-//! queue (dumb-init#102). The child gets an empty mask back before exec (sys.rs). Also owns
+//! blocks), and drainit is never stopped by TSTP/TTIN/TTOU. The signals are blocked before any
+//! of drainit's own code runs (`block`, from an ELF constructor), so a signal sent at start-up
+//! waits in the queue (dumb-init#102); the signalfd is opened once stdio is ensured. The child gets an empty mask back before exec (sys.rs). Also owns
 //! which signals are forwarded at all (contract, point 2).
 //!
 //! signal-hook's self-pipe was the first intake; measured against the other inits it cost 3x
@@ -23,6 +23,9 @@ use crate::sys;
 /// How many signals one turn of the loop takes, so a storm cannot starve reaping and probes;
 /// the rest stay queued and the descriptor stays readable for the next turn.
 const BATCH: usize = 256;
+/// How many signalfd records one read(2) asks for, and their size (signalfd(2)).
+const READ_AT_ONCE: usize = 16;
+const SIGINFO_BYTES: usize = std::mem::size_of::<libc::signalfd_siginfo>();
 
 /// The signals drainit collects, as a list: all but KILL and STOP (impossible), the fault
 /// signals (about drainit itself: they keep their default action), and PIPE (drainit's own
@@ -78,26 +81,47 @@ pub struct Intake {
     fd: SignalFd,
 }
 
+/// Block every signal in `caught()`, give SIGCHLD its default action and ignore the reserved
+/// real-time signals: the first thing drainit does. It runs twice: from an ELF constructor
+/// (`sys::BLOCK_AT_LOAD`), before Rust's runtime starts, and again as `main`'s first step
+/// (in case a platform skips constructors); it opens no descriptor and allocates nothing. The
+/// mask is set, not added to: whatever the parent blocked is drainit's no more.
+///
+/// SIGCHLD: an ignored SIGCHLD survives exec, and with it the kernel reaps drainit's children
+/// itself (even while SIGCHLD is blocked), so `waitpid` would only ever say ECHILD and drainit
+/// would never see its child exit. Some supervisors and shells start programs that way.
+///
+/// The reserved real-time signals cannot be blocked (the C library takes them out of every
+/// mask) nor caught, and their default action would end a drainit that is not PID 1 and orphan
+/// the app, so they are ignored.
+pub fn block() {
+    let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&caught_set()), None);
+    if let Err(e) = sys::restore_default(Signal::SIGCHLD) {
+        log::debug!("cannot reset SIGCHLD to its default action: {e}");
+    }
+    for sig in reserved() {
+        if let Err(e) = sys::ignore_reserved(sig) {
+            log::debug!("cannot ignore reserved signal {sig}: {e}");
+        }
+    }
+}
+
 impl Intake {
-    /// Block every signal in `caught()` and open a non-blocking, close-on-exec signalfd for
-    /// them. The mask is set, not added to: whatever the parent blocked is drainit's no more.
+    /// Open a non-blocking, close-on-exec signalfd for the signals `block` blocked (signals
+    /// that arrived since are queued and read from it). Call after `fds::ensure_stdio`, so the
+    /// descriptor never lands on fd 0-2.
     ///
-    /// SEGV and BUS get back their default action: Rust's runtime catches them to report a stack
-    /// overflow, and its handler returns from a SEGV or BUS sent by kill(2), so a non-PID-1
-    /// drainit survived the first one (contract, point 2: the default action), and a PID 1 could
-    /// die of SEGV and BUS sent back to back. A real fault still ends drainit, without the
-    /// overflow message. The reserved real-time signals are ignored, so one cannot end a
-    /// drainit that is not PID 1 (their default action) and orphan the app.
-    pub fn install() -> io::Result<Intake> {
+    /// SEGV and BUS get back their default action: Rust's runtime catches them (after the
+    /// constructor ran, so not before `main`) to report a stack overflow, and its handler
+    /// returns from a SEGV or BUS sent by kill(2), so a non-PID-1 drainit survived the first
+    /// one (contract, point 2: the default action), and a PID 1 could die of SEGV and BUS sent
+    /// back to back. A real fault still ends drainit, without the overflow message.
+    pub fn open() -> io::Result<Intake> {
         for sig in [Signal::SIGSEGV, Signal::SIGBUS] {
             sys::restore_default(sig)?;
         }
-        for sig in reserved() {
-            if let Err(e) = sys::ignore_reserved(sig) {
-                log::debug!("cannot ignore reserved signal {sig}: {e}");
-            }
-        }
         let set = caught_set();
+        // Again: cheap, and the signalfd must never watch signals that are not blocked.
         pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&set), None)?;
         let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
         Ok(Intake { fd })
@@ -109,15 +133,39 @@ impl Intake {
     }
 
     /// The signals queued since the last call, in the order the kernel hands them out (lowest
-    /// standard signal first; real-time signals in their queue order), at most `BATCH` per
-    /// call. Like the kernel, this has one of each standard signal; real-time ones are queued.
+    /// standard signal first; real-time signals in their queue order), each kind once (see
+    /// `coalesce`), from at most `BATCH` queued signals per call.
+    ///
+    /// Several records per read(2), so the usual wake-up (one signal) costs one read, not a
+    /// second one to hear EAGAIN: a short read means the queue was empty behind it. That read
+    /// sits between a signal's arrival and its forward (docs/performance.md, latency).
     pub fn pending(&mut self) -> Vec<Sig> {
+        coalesce(self.read_batch())
+    }
+
+    fn read_batch(&mut self) -> Vec<Sig> {
         let mut out = Vec::new();
+        let mut buf = [0u8; READ_AT_ONCE * SIGINFO_BYTES];
         while out.len() < BATCH {
-            match self.fd.read_signal() {
-                Ok(Some(info)) => out.push(Sig(i32::try_from(info.ssi_signo).unwrap_or(0))),
-                Ok(None) => break,
+            let want = (BATCH - out.len()).min(READ_AT_ONCE) * SIGINFO_BYTES;
+            match nix::unistd::read(&self.fd, buf.get_mut(..want).unwrap_or_default()) {
+                Ok(n) => {
+                    // struct signalfd_siginfo (signalfd(2)) starts with the u32 ssi_signo.
+                    out.extend(
+                        buf.get(..n)
+                            .unwrap_or_default()
+                            .chunks_exact(SIGINFO_BYTES)
+                            .map(|info| {
+                                let signo = info.first_chunk::<4>().copied().unwrap_or_default();
+                                Sig(i32::try_from(u32::from_ne_bytes(signo)).unwrap_or(0))
+                            }),
+                    );
+                    if n < want {
+                        break;
+                    }
+                }
                 Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => break,
                 Err(e) => {
                     log::debug!("reading the signalfd: {e}");
                     break;
@@ -128,9 +176,42 @@ impl Intake {
     }
 }
 
+/// `batch` with each signal once, where it first came. The kernel keeps one pending instance
+/// of a standard signal but queues every real-time one: five RTMIN+1s sent while drainit was
+/// stopped or busy would be five forwards, and two queued stop signals would read as "a second
+/// stop signal" and cut the drain delay short. Signals of one kind that were pending together
+/// are one event (contract, point 2), real-time ones included.
+fn coalesce(batch: Vec<Sig>) -> Vec<Sig> {
+    let mut seen = 0u64;
+    batch
+        .into_iter()
+        .filter(|sig| {
+            let Some(bit) = (1..=64).contains(&sig.0).then(|| 1u64 << (sig.0 - 1)) else {
+                return true;
+            };
+            let first = seen & bit == 0;
+            seen |= bit;
+            first
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signals_of_one_kind_in_one_read_are_one_event_in_first_arrival_order() {
+        let s = |v: &[i32]| v.iter().map(|n| Sig(*n)).collect::<Vec<_>>();
+        assert_eq!(
+            coalesce(s(&[18, 35, 35, 36, 36, 36, 36, 36, 10])),
+            s(&[18, 35, 36, 10])
+        );
+        assert_eq!(coalesce(s(&[64, 1, 64, 1, 15])), s(&[64, 1, 15]));
+        assert_eq!(coalesce(Vec::new()), Vec::new());
+        // Numbers no signal has (never read from a signalfd) are kept, not folded.
+        assert_eq!(coalesce(s(&[0, 0, 200])), s(&[0, 0, 200]));
+    }
 
     #[test]
     fn caught_set_excludes_the_uncatchable_faults_and_pipe_but_has_job_control_and_rt() {

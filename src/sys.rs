@@ -1,5 +1,7 @@
-//! The only module with `unsafe`: the five things nix cannot say safely.
+//! The only module with `unsafe`: the things nix cannot say safely.
 //!
+//! - `BLOCK_AT_LOAD`: an ELF constructor, so drainit blocks the signals it collects before the
+//!   Rust runtime (or any other code of drainit's) runs.
 //! - `fork_exec`: fork, set up the child (own process group, terminal, clean signal state), exec.
 //!   `std::process::Command` clears the signal mask *before* its `pre_exec` hooks run, so a
 //!   signal landing in that window would run drainit's handler inside the child (dumb-init#174);
@@ -22,10 +24,39 @@ use nix::errno::Errno;
 /// Process ids as the kernel uses them (`pid_t`).
 pub type Pid = libc::pid_t;
 
-/// The highest signal number the child's dispositions are reset for (`_NSIG - 1`).
+/// The highest signal number there is (`_NSIG - 1`).
 const MAX_SIGNAL: libc::c_int = 64;
 /// The kernel's `sigset_t` size, which rt_sigaction(2) insists on: 64 signals, one bit each.
 const KERNEL_SIGSET_BYTES: libc::size_t = 8;
+
+/// The signals drainit itself ignores right now, as a mask (bit `n - 1` for signal `n`): what
+/// it inherited ignored, SIGPIPE (Rust's runtime), the C library's reserved real-time signals
+/// (`ignore_reserved`). Ignored is the one disposition that survives exec (handlers are reset
+/// to default), so it is all the child has to undo. The raw rt_sigaction, as in
+/// `ignore_reserved`: libc's sigaction refuses to even report on the reserved numbers.
+fn ignored_signals() -> u64 {
+    let mut mask = 0u64;
+    for sig in 1..=MAX_SIGNAL {
+        // The kernel's struct sigaction: the handler first on x86_64 and aarch64 (see
+        // `ignore_reserved`), then flags, restorer, mask; 64 bytes is more than enough.
+        let mut old = [0u64; 8];
+        // SAFETY: a null new action only reads the disposition; the kernel writes at most its
+        // 32-byte struct into `old` (64 bytes).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                std::ptr::null::<u64>(),
+                old.as_mut_ptr(),
+                KERNEL_SIGSET_BYTES,
+            )
+        };
+        if rc == 0 && old.first().copied() == Some(libc::SIG_IGN as u64) {
+            mask |= 1 << (sig - 1);
+        }
+    }
+    mask
+}
 
 /// Fork and exec `argv` (resolved through PATH) in its own process group. Returns the child's
 /// pid. If exec fails, the child writes its errno (4 bytes) to `err_pipe` and exits 127; the pipe
@@ -45,15 +76,17 @@ pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd, take_terminal: bool) -> R
         return Err(Errno::EINVAL);
     }
     let err_fd = err_pipe.as_raw_fd();
+    let ignored = ignored_signals();
 
     // SAFETY: drainit is single-threaded here, so the child is a full copy with no lock held by
     // another thread. Between fork and exec the child calls only async-signal-safe functions
     // (signal-safety(7)): setpgid, getpid, tcsetpgrp, syscall(rt_sigaction), sigemptyset,
     // sigprocmask, execvp (a PATH search over execve; it uses no heap in glibc or musl), write,
-    // _exit. It touches only `ptrs`, `file`, `err_fd`, `take_terminal` and `dfl`, built before
-    // the fork or on the stack. drainit installs no signal handler (it reads a signalfd), so none
-    // can run in the child; the signals it collects stay blocked until the mask is cleared as
-    // the very last step, and the rest have their default action, as after exec.
+    // _exit. It touches only `ptrs`, `file`, `err_fd`, `take_terminal`, `ignored` and `dfl`,
+    // built before the fork or on the stack. drainit installs no signal handler (it reads a
+    // signalfd), so none can run in the child; the signals it collects stay blocked until the
+    // mask is cleared as the very last step, and the rest have their default action, as after
+    // exec.
     unsafe {
         let pid = libc::fork();
         if pid < 0 {
@@ -70,16 +103,16 @@ pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd, take_terminal: bool) -> R
         if take_terminal {
             libc::tcsetpgrp(0, libc::getpid());
         }
-        // Clean signal state: every disposition back to default (handlers would be reset by exec
-        // anyway, but SIG_IGN survives it, and Rust's runtime ignores SIGPIPE), then the mask.
-        // The raw rt_sigaction, not libc's sigaction: glibc refuses the numbers it keeps for
-        // itself (32 and 33) with EINVAL, so an ignore drainit inherited there would reach the
-        // app. An all-zero kernel `struct sigaction` is SIG_DFL, no flags, an empty mask, in
-        // every architecture's field order.
+        // Clean signal state: the ignored dispositions back to default (exec resets handlers
+        // but keeps SIG_IGN), then the mask. Only those: a reset per signal was 62 of the
+        // child's 68 syscalls before exec. The raw rt_sigaction, not libc's sigaction: glibc
+        // refuses the numbers it keeps for itself (32 and 33) with EINVAL, so an ignore drainit
+        // inherited there would reach the app. An all-zero kernel `struct sigaction` is SIG_DFL,
+        // no flags, an empty mask, in every architecture's field order.
         let dfl = [0u64; 8];
         let mut sig = 1;
         while sig <= MAX_SIGNAL {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            if ignored & (1 << (sig - 1)) != 0 {
                 libc::syscall(
                     libc::SYS_rt_sigaction,
                     sig,
@@ -99,6 +132,24 @@ pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd, take_terminal: bool) -> R
         libc::write(err_fd, bytes.as_ptr().cast(), bytes.len());
         libc::_exit(127)
     }
+}
+
+/// Runs `signals::block` from `.init_array`: the C library calls it after loading drainit and
+/// before `main` (and before Rust's runtime start-up, which installs handlers and may take a
+/// while with the dynamic loader), so the window in which a signal meets drainit unblocked is
+/// exec(2) and the C library's own start-up, as small as any program's can be. Not in unit
+/// tests: the test harness's threads must keep their signals.
+#[cfg(not(test))]
+#[used]
+// SAFETY: `.init_array` holds pointers to `extern "C" fn()` that the C library calls once,
+// single-threaded, before `main`; this is one such pointer. `signals::block` only sets the
+// signal mask and two dispositions (no allocation, no I/O, no std runtime needed).
+#[unsafe(link_section = ".init_array")]
+static BLOCK_AT_LOAD: extern "C" fn() = block_at_load;
+
+#[cfg(not(test))]
+extern "C" fn block_at_load() {
+    crate::signals::block();
 }
 
 /// Give `sig` its default action in drainit itself (signal(2) with SIG_DFL).

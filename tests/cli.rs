@@ -63,6 +63,9 @@ fn a_double_dash_ends_drainit_s_options() {
 const BAD: &[(&str, &str, &str)] = &[
     ("--drain-delay", "DRAINIT_DRAIN_DELAY", "soon"),
     ("--drain-delay", "DRAINIT_DRAIN_DELAY", "-1s"),
+    // No exponents (`1e3s` never parsed either), nothing finer than drainit's milliseconds.
+    ("--drain-delay", "DRAINIT_DRAIN_DELAY", "1e3"),
+    ("--grace-period", "DRAINIT_GRACE_PERIOD", "0.0000001s"),
     ("--grace-period", "DRAINIT_GRACE_PERIOD", "forever"),
     ("--ready-addr", "DRAINIT_READY_ADDR", "nowhere"),
     ("--ready-addr", "DRAINIT_READY_ADDR", "127.0.0.1:99999"),
@@ -75,6 +78,7 @@ const BAD: &[(&str, &str, &str)] = &[
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "KILL"),
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "STOP"),
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "NOPE"),
+    ("--stop-signal", "DRAINIT_STOP_SIGNALS", "RTMIN+"),
     // Never caught, so it could never start a drain.
     ("--stop-signal", "DRAINIT_STOP_SIGNALS", "PIPE"),
     // Reserved by the C library (glibc: 32-33, musl: 32-34): cannot be caught either.
@@ -123,6 +127,11 @@ fn a_bad_env_value_exits_2_naming_option_variable_and_value() {
             "DRAINIT_SINGLE_CHILD",
             "maybe",
             &["--single-child", "DRAINIT_SINGLE_CHILD"],
+        ),
+        (
+            "DRAINIT_GROUP_ALL",
+            "sometimes",
+            &["--group-all", "DRAINIT_GROUP_ALL"],
         ),
         (
             "DRAINIT_LOG",
@@ -225,6 +234,83 @@ fn single_child_comes_from_the_environment_unless_given() {
     }
     let log = log_of_a_stop(&["-c"], &[("DRAINIT_SINGLE_CHILD", "off")], false);
     assert!(log.contains("forwarding SIGTERM to child "), "{log}");
+}
+
+/// drainit's log after print-signals got a SIGHUP and a SIGTERM, with `-v` (a forwarded HUP is
+/// logged at debug level).
+fn log_of_a_hup(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut d = env
+        .iter()
+        .fold(drainit(["-v"]).args(args), |b, (k, v)| b.env(k, v))
+        .arg(example("print-signals"))
+        .start();
+    d.wait_stdout("ready");
+    d.send_and_see(libc::SIGHUP, "SIGHUP");
+    d.send(libc::SIGTERM);
+    assert_eq!(d.wait_exit(), 0, "{}", d.stderr());
+    d.stderr()
+}
+
+#[test]
+fn group_all_comes_from_the_environment_unless_given() {
+    for (value, all) in [
+        ("1", true),
+        ("yes", true),
+        ("on", true),
+        ("true", true),
+        ("0", false),
+        ("off", false),
+        ("no", false),
+        ("false", false),
+    ] {
+        let log = log_of_a_hup(&[], &[("DRAINIT_GROUP_ALL", value)]);
+        let target = if all {
+            "to process group "
+        } else {
+            "to child "
+        };
+        assert!(
+            log.contains(&format!("forwarding SIGHUP {target}")),
+            "{value}: {log}"
+        );
+        assert!(
+            log.contains("forwarding SIGTERM to process group "),
+            "{value}: {log}"
+        );
+    }
+    let log = log_of_a_hup(&["-G"], &[("DRAINIT_GROUP_ALL", "off")]);
+    assert!(log.contains("forwarding SIGHUP to process group "), "{log}");
+    let log = log_of_a_hup(&[], &[]);
+    assert!(log.contains("forwarding SIGHUP to child "), "{log}");
+}
+
+#[test]
+fn single_child_with_group_all_is_a_usage_error_from_flags_or_env() {
+    let on = |k| (k, "1");
+    for (args, env) in [
+        (&["-c", "-G"][..], &[][..]),
+        (&["--single-child", "--group-all"], &[]),
+        (&["-c"], &[on("DRAINIT_GROUP_ALL")]),
+        (&["-G"], &[on("DRAINIT_SINGLE_CHILD")]),
+        (&[], &[on("DRAINIT_SINGLE_CHILD"), on("DRAINIT_GROUP_ALL")]),
+    ] {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("true");
+        let f = run(&all, env);
+        let what = format!("{args:?} {env:?}");
+        assert_eq!(f.code, 2, "{what}: {}", f.stderr);
+        let first = f.first_stderr_line();
+        assert!(
+            first.contains("--single-child") && first.contains("--group-all"),
+            "{what}: the first line does not name both: {first}"
+        );
+        assert!(f.stdout.is_empty(), "{what}");
+    }
+    // Switched off in the environment, it conflicts with nothing.
+    let f = run(&["-c", "true"], &[("DRAINIT_GROUP_ALL", "0")]);
+    assert_eq!(f.code, 0, "{}", f.stderr);
+    let f = run(&["-G", "true"], &[("DRAINIT_SINGLE_CHILD", "off")]);
+    assert_eq!(f.code, 0, "{}", f.stderr);
 }
 
 #[test]
@@ -337,9 +423,13 @@ fn help_and_version_go_to_stdout_and_exit_0() {
         "DRAINIT_STOP_SIGNALS",
         "DRAINIT_REWRITE",
         "DRAINIT_SINGLE_CHILD",
+        "DRAINIT_GROUP_ALL",
         "DRAINIT_REMAP_EXIT",
     ] {
         assert!(help.contains(env), "--help does not mention {env}");
+    }
+    for option in ["--single-child", "--group-all"] {
+        assert!(help.contains(option), "--help does not mention {option}");
     }
 }
 
@@ -376,7 +466,7 @@ fn a_value_that_is_not_utf8_exits_2_naming_where_it_came_from() {
     use std::os::unix::ffi::OsStrExt;
     let bad = OsStr::from_bytes(b"\xff");
     let run = |args: &[&OsStr], env: Option<(&str, &OsStr)>| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_drainit"));
+        let mut cmd = std::process::Command::new(drainit_bin());
         cmd.args(args).env_remove("DRAINIT_LOG");
         if let Some((k, v)) = env {
             cmd.env(k, v);
@@ -423,4 +513,68 @@ fn a_value_that_is_not_utf8_exits_2_naming_where_it_came_from() {
         None,
     );
     assert_eq!(code, Some(4));
+}
+
+#[test]
+fn an_empty_or_blank_drainit_log_exits_2_like_every_other_variable() {
+    for value in ["", " ", "\t"] {
+        let f = run(&["true"], &[("DRAINIT_LOG", value)]);
+        assert_eq!(f.code, 2, "DRAINIT_LOG={value:?}: {}", f.stderr);
+        assert!(
+            f.first_stderr_line().contains("DRAINIT_LOG"),
+            "{value:?}: {}",
+            f.stderr
+        );
+        // -v and -q override DRAINIT_LOG, so it is not read at all then.
+        assert_eq!(run(&["-q", "true"], &[("DRAINIT_LOG", value)]).code, 0);
+    }
+}
+
+#[test]
+fn a_scalar_option_given_twice_takes_the_last_value() {
+    let f = run(
+        &[
+            "-d",
+            "5s",
+            "-d",
+            "1ms",
+            "-g",
+            "9s",
+            "--grace-period=2s",
+            "true",
+        ],
+        &[],
+    );
+    assert_eq!(f.code, 0, "{}", f.stderr);
+    let f = run(&["-q", "-q", "-c", "-c", "true"], &[]);
+    assert_eq!(f.code, 0, "{}", f.stderr);
+    // Which -d won shows in the drain: SIGTERM is held for the last one.
+    let log = log_of_a_stop(&["-d", "9s", "-d", "100ms"], &[], false);
+    assert!(log.contains("holding SIGTERM for 100ms"), "{log}");
+    // Repeatable options still collect every value.
+    let f = run(
+        &[
+            "--remap-exit",
+            "3:4",
+            "--remap-exit",
+            "4:5",
+            "sh",
+            "-c",
+            "exit 4",
+        ],
+        &[],
+    );
+    assert_eq!(f.code, 5, "{}", f.stderr);
+}
+
+#[test]
+fn an_invalid_env_value_is_not_read_when_the_option_is_on_the_command_line() {
+    // As for the options in `the_command_line_overrides_the_environment`: -v and -q override
+    // DRAINIT_LOG, so a bad DRAINIT_LOG is not read either.
+    for args in [&["-v", "true"][..], &["-q", "true"]] {
+        let f = run(args, &[("DRAINIT_LOG", "drainit=loud")]);
+        assert_eq!(f.code, 0, "{args:?}: {}", f.stderr);
+    }
+    let f = run(&["-c", "true"], &[("DRAINIT_SINGLE_CHILD", "maybe")]);
+    assert_eq!(f.code, 0, "{}", f.stderr);
 }

@@ -7,12 +7,14 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::process::Command;
 
 #[test]
 fn the_demo_shows_the_flip_the_delay_the_forward_and_the_exit_in_order() {
     let out = Command::new("examples/demo.sh")
-        .env("DRAINIT", env!("CARGO_BIN_EXE_drainit"))
+        .env("DRAINIT", common::drainit_bin())
         .env("PORT", "18199")
         .env("DELAY", "1s")
         .output()

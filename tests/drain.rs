@@ -197,3 +197,77 @@ fn a_child_exiting_during_the_drain_delay_ends_drainit_with_its_status_and_drops
         assert!(!d.stderr().contains("drain delay over"));
     }
 }
+
+/// Send `sig` to `pid` `times` times while it is stopped, so they are all pending together.
+fn queue_while_stopped(pid: i32, signals: &[(i32, usize)]) {
+    assert!(kill(pid, libc::SIGSTOP));
+    wait_until("drainit to be stopped", DEADLINE, || {
+        stat(pid).is_some_and(|s| s.state == 'T')
+    });
+    for (sig, times) in signals {
+        for _ in 0..*times {
+            assert!(kill(pid, *sig));
+        }
+    }
+    assert!(kill(pid, libc::SIGCONT));
+}
+
+#[test]
+fn real_time_signals_queued_together_are_forwarded_once_and_are_one_stop_signal() {
+    // Stop signal RTMIN+1 (35; drainit's RTMIN is 34). Two of them pending together are one
+    // stop signal: the delay holds. Five RTMIN+2 pending together are one forward.
+    for pid1 in [true, false] {
+        let mut d = drainit(["-v", "--stop-signal", "RTMIN+1", "-d", "3s"])
+            .pid1(pid1)
+            .arg(example("print-signals"))
+            .start();
+        d.wait_stdout("ready");
+        let sent = Instant::now();
+        queue_while_stopped(d.pid(), &[(35, 2), (36, 5)]);
+        d.wait_stderr("holding SIGRTMIN+1 for 3s");
+        d.wait_stdout("SIGRTMIN+2");
+        let got = d.wait_stdout("SIGRTMIN+1").at - sent;
+        assert!(
+            got >= Duration::from_millis(2900),
+            "pid1={pid1}: forwarded after {got:?}\n{}",
+            d.stderr()
+        );
+        d.send(libc::SIGTERM);
+        assert_eq!(d.wait_exit(), 0, "pid1={pid1}\n{}", d.stderr());
+        let log = d.stderr();
+        assert!(!log.contains("cut short"), "pid1={pid1}\n{log}");
+        let forwards = log.matches("forwarding SIGRTMIN+2 ").count();
+        assert_eq!(forwards, 1, "pid1={pid1}\n{log}");
+        assert_eq!(count(&d, "SIGRTMIN+2"), 1, "pid1={pid1}");
+    }
+}
+
+#[test]
+fn a_stop_signal_rewritten_to_none_starts_no_grace_period() {
+    // Nothing was forwarded, so nothing asked the app to stop: it must not be SIGKILLed a
+    // grace period later.
+    for pid1 in [true, false] {
+        let mut d = drainit(["-r", "TERM:NONE", "-g", "500ms"])
+            .pid1(pid1)
+            .arg(example("print-signals"))
+            .args(["--exit-on", "USR2"])
+            .start();
+        d.wait_stdout("ready");
+        d.send(libc::SIGTERM);
+        let dropped = d.wait_stderr("nothing forwarded").at;
+        assert!(d.stderr().contains("no SIGKILL follows"), "{}", d.stderr());
+        // Four grace periods on, the app still runs (checked all along, not slept through).
+        let child = d.child();
+        while dropped.elapsed() < Duration::from_secs(2) {
+            assert!(
+                stat(child).is_some_and(|s| s.state != 'Z'),
+                "pid1={pid1}: the app was killed\n{}",
+                d.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d.send_and_see(libc::SIGUSR2, "SIGUSR2");
+        assert_eq!(d.wait_exit(), 0, "pid1={pid1}\n{}", d.stderr());
+        assert!(!d.stderr().contains("sending SIGKILL"), "{}", d.stderr());
+    }
+}

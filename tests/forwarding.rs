@@ -1,6 +1,8 @@
-//! Signal forwarding (contract, point 2): every signal drainit receives goes at once to the
-//! child's process group, or to the child alone with `-c`, after `--rewrite`; SIGCHLD, SIGPIPE
-//! and the fault signals never do. The fixture `print-signals` prints each signal it gets.
+//! Signal forwarding (contract, point 2): every signal drainit receives is forwarded at once,
+//! after `--rewrite`: the stop signals to the child's process group, every other signal to the
+//! child alone; `-G` sends every signal to the group, `-c` every signal to the child alone.
+//! SIGCHLD, SIGPIPE and the fault signals are never forwarded. The fixture `print-signals`
+//! prints each signal it gets; a grandchild in the child's group shows what reached the group.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -41,67 +43,179 @@ fn marker() -> (i32, String) {
     (max, format!("SIGRTMIN+{}", max - libc::SIGRTMIN()))
 }
 
+/// Send the marker to `grandchild` and wait until it printed it for the `n`th time: from then
+/// on, every signal that reached it before is in its output (print-signals reports pending
+/// signals in number order, and the marker is the highest).
+fn flush_grandchild(d: &Drainit, grandchild: i32, n: usize) {
+    let (m, mname) = marker();
+    let line = format!("grandchild {mname}");
+    assert!(kill(grandchild, m));
+    wait_until(&format!("{line} #{n}"), DEADLINE, || {
+        d.stdout_lines().iter().filter(|l| l.text == line).count() >= n
+    });
+}
+
+fn printed(d: &Drainit, line: &str) -> bool {
+    d.stdout_lines().iter().any(|l| l.text == line)
+}
+
+/// (drainit's options, its env, does the grandchild get the stop signal TERM, does it get the
+/// other signals). The child gets every signal in every mode.
+type Case = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    bool,
+    bool,
+);
+const CASES: [Case; 5] = [
+    (&[], &[], true, false),
+    (&["-G"], &[], true, true),
+    (&[], &[("DRAINIT_GROUP_ALL", "1")], true, true),
+    (&["-c"], &[], false, false),
+    (&[], &[("DRAINIT_SINGLE_CHILD", "yes")], false, false),
+];
+
 #[test]
-fn every_forwarded_signal_reaches_a_grandchild_behind_sh_c() {
-    // The `npm start` shape: sh stays in between (traps keep it alive through the signals that
-    // would end or stop it; print-signals installs its own handlers over the ignores).
-    let traps: Vec<String> = forwarded().iter().map(|(n, _)| n.to_string()).collect();
-    let script = format!(
-        "trap '' {}; \"$0\" --label grandchild; exit $?",
-        traps.join(" ")
-    );
+fn stop_signals_reach_the_group_others_the_child_alone_and_g_or_c_change_that() {
+    // Both print-signals, in one process group; neither ends on TERM, so the TERM's target can
+    // be seen before the exit path's leftover sweep sends its own. PWR ends them in the end.
+    let mut all = forwarded();
+    all.push((libc::SIGTERM, "SIGTERM".to_string()));
     for pid1 in [true, false] {
-        let mut d = drainit(Vec::<&str>::new())
+        for (args, env, term_to_group, others_to_group) in CASES {
+            let what = format!("pid1={pid1} {args:?} {env:?}");
+            let mut d = env
+                .iter()
+                .fold(drainit(args).pid1(pid1), |b, (k, v)| b.env(k, v))
+                .arg(example("print-signals"))
+                .args(["--fork-grandchild", "--ignore-term", "--exit-on", "PWR"])
+                .start();
+            d.wait_stdout("child ready");
+            d.wait_stdout("grandchild ready");
+            let grandchild = d.process_with_arg("grandchild");
+            for (n, (sig, name)) in all.iter().enumerate() {
+                d.send_and_see(*sig, &format!("child {name}"));
+                flush_grandchild(&d, grandchild, n + 1);
+                let want = if *sig == libc::SIGTERM {
+                    term_to_group
+                } else {
+                    others_to_group
+                };
+                assert_eq!(
+                    printed(&d, &format!("grandchild {name}")),
+                    want,
+                    "{what}: did {name} reach the grandchild?\n{}",
+                    d.stderr()
+                );
+            }
+            assert!(kill(grandchild, libc::SIGKILL));
+            d.send(libc::SIGPWR);
+            assert_eq!(d.wait_exit(), 0, "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_changed_stop_signal_goes_to_the_group_and_term_then_to_the_child_alone() {
+    let mut d = drainit(["--stop-signal", "INT"])
+        .arg(example("print-signals"))
+        .args(["--fork-grandchild", "--ignore-term", "--exit-on", "PWR"])
+        .start();
+    d.wait_stdout("grandchild ready");
+    let grandchild = d.process_with_arg("grandchild");
+    d.send_and_see(libc::SIGTERM, "child SIGTERM");
+    flush_grandchild(&d, grandchild, 1);
+    assert!(!printed(&d, "grandchild SIGTERM"), "{}", d.stdout());
+    d.send_and_see(libc::SIGINT, "child SIGINT");
+    d.wait_stdout("grandchild SIGINT");
+    assert!(kill(grandchild, libc::SIGKILL));
+    d.send(libc::SIGPWR);
+    assert_eq!(d.wait_exit(), 0);
+}
+
+/// The `npm start` shape: `sh -c` between drainit and the app (here print-signals, labelled
+/// grandchild), the shell reporting the signals it gets. It waits on the app in the
+/// background, because a shell runs a trap only once a foreground command has ended; its TERM
+/// trap waits for the app and exits 7.
+const WRAPPER: &str = "trap 'echo sh SIGUSR1' USR1; trap 'echo sh SIGHUP' HUP; \
+     trap 'echo sh SIGTERM; wait \"$g\"; exit 7' TERM; \
+     \"$0\" --label grandchild & g=$!; \
+     while kill -0 \"$g\" 2>/dev/null; do wait \"$g\"; done";
+
+fn wrapped(args: &[&str], pid1: bool) -> (Drainit, i32) {
+    let d = drainit(args)
+        .pid1(pid1)
+        .args(["sh", "-c", WRAPPER])
+        .arg(example("print-signals"))
+        .start();
+    d.wait_stdout("grandchild ready");
+    assert_eq!(stat(d.child()).unwrap().comm, "sh");
+    let grandchild = d.process_with_arg("grandchild");
+    (d, grandchild)
+}
+
+#[test]
+fn behind_sh_c_usr1_and_hup_reach_only_the_shell_and_term_reaches_the_app_too() {
+    for pid1 in [true, false] {
+        let (mut d, grandchild) = wrapped(&[], pid1);
+        for (n, (sig, name)) in [(libc::SIGUSR1, "SIGUSR1"), (libc::SIGHUP, "SIGHUP")]
+            .into_iter()
+            .enumerate()
+        {
+            d.send_and_see(sig, &format!("sh {name}"));
+            flush_grandchild(&d, grandchild, n + 1);
+            assert!(
+                !printed(&d, &format!("grandchild {name}")),
+                "pid1={pid1}: {name} reached the app behind sh\n{}",
+                d.stdout()
+            );
+        }
+        d.send_and_see(libc::SIGTERM, "grandchild SIGTERM");
+        d.wait_stdout("sh SIGTERM");
+        assert_eq!(d.wait_exit(), 7, "pid1={pid1}");
+    }
+}
+
+#[test]
+fn behind_sh_c_with_g_every_forwarded_signal_reaches_the_app() {
+    // The shell ignores all but its three traps, so none of these ends or stops it.
+    let others: Vec<String> = forwarded()
+        .iter()
+        .filter(|(n, _)| ![libc::SIGUSR1, libc::SIGHUP].contains(n))
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let script = format!("trap '' {}; {WRAPPER}", others.join(" "));
+    for pid1 in [true, false] {
+        let mut d = drainit(["-G"])
             .pid1(pid1)
             .args(["sh", "-c", &script])
             .arg(example("print-signals"))
             .start();
         d.wait_stdout("grandchild ready");
-        assert_eq!(stat(d.child()).unwrap().comm, "sh");
         for (sig, name) in forwarded() {
             d.send_and_see(sig, &format!("grandchild {name}"));
         }
+        d.wait_stdout("sh SIGUSR1");
+        d.wait_stdout("sh SIGHUP");
         d.send_and_see(libc::SIGTERM, "grandchild SIGTERM");
-        assert_eq!(d.wait_exit(), 143, "sh died of SIGTERM; pid1={pid1}");
+        assert_eq!(d.wait_exit(), 7, "pid1={pid1}");
     }
 }
 
 #[test]
-fn the_group_gets_every_forwarded_signal_and_with_c_only_the_child_does() {
+fn behind_sh_c_with_c_term_reaches_only_the_shell() {
     for pid1 in [true, false] {
-        for mode in MODES {
-            let single = !mode.is_empty();
-            let mut d = drainit(mode)
-                .pid1(pid1)
-                .arg(example("print-signals"))
-                .arg("--fork-grandchild")
-                .start();
-            d.wait_stdout("child ready");
-            d.wait_stdout("grandchild ready");
-            for (sig, name) in forwarded() {
-                d.send_and_see(sig, &format!("child {name}"));
-                if !single {
-                    d.wait_stdout(&format!("grandchild {name}"));
-                }
-            }
-            if single {
-                let grandchild = d.process_with_arg("grandchild");
-                let (m, mname) = marker();
-                assert!(kill(grandchild, m));
-                d.wait_stdout(&format!("grandchild {mname}"));
-                let got: Vec<String> = d
-                    .stdout_lines()
-                    .into_iter()
-                    .map(|l| l.text)
-                    .filter(|l| {
-                        l.starts_with("grandchild SIG") && *l != format!("grandchild {mname}")
-                    })
-                    .collect();
-                assert!(got.is_empty(), "with -c the grandchild got {got:?}");
-            }
-            d.send(libc::SIGTERM);
-            assert_eq!(d.wait_exit(), 0, "pid1={pid1} mode={mode:?}");
-        }
+        let (mut d, grandchild) = wrapped(&["-c"], pid1);
+        d.send_and_see(libc::SIGTERM, "sh SIGTERM");
+        flush_grandchild(&d, grandchild, 1);
+        assert!(
+            !printed(&d, "grandchild SIGTERM"),
+            "pid1={pid1}: with -c TERM reached the app behind sh\n{}",
+            d.stdout()
+        );
+        // The shell's trap waits for the app: end it by hand.
+        assert!(kill(grandchild, libc::SIGTERM));
+        assert_eq!(d.wait_exit(), 7, "pid1={pid1}");
     }
 }
 
@@ -111,7 +225,7 @@ fn every_real_time_signal_is_forwarded() {
         .arg(example("print-signals"))
         .start();
     d.wait_stdout("ready");
-    for sig in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+    for sig in drainit_rtmin()..=libc::SIGRTMAX() {
         d.send_and_see(sig, &format!("SIGRTMIN+{}", sig - libc::SIGRTMIN()));
     }
     d.send(libc::SIGTERM);

@@ -187,3 +187,101 @@ fn npm_start_shape_the_app_behind_a_shell_that_dies_on_term_finishes_its_shutdow
         }
     }
 }
+
+/// The warning drainit logs, once, when it cannot use /proc to find the processes left.
+const NO_OWN_PROC: &str = "cannot list the processes left";
+
+#[test]
+fn with_the_proc_of_another_pid_namespace_only_drainit_s_own_leftovers_are_signalled() {
+    // `unshare --pid --fork` without `--mount-proc`, as container tooling and CI runners do:
+    // drainit (pid 2 of its namespace, not PID 1) sees the /proc of the namespace outside,
+    // where pid 2 is someone else, whose children would be read as drainit's. Nested in a
+    // namespace of the test's own, so that "someone else" is known: the inner namespace's
+    // init, whose children there are drainit and its siblings, one number off. Two sibling
+    // `sleep`s started beside drainit must survive; the child's own leftover must not.
+    let dir = TempDir::new("foreign-proc");
+    let inner = dir.path("inner.sh");
+    std::fs::write(
+        &inner,
+        "dir=$1; shift\n\
+         \"$@\" &\n\
+         d=$!\n\
+         sleep 100 & s1=$!\n\
+         sleep 100 & s2=$!\n\
+         touch \"$dir/go\"\n\
+         wait $d; code=$?\n\
+         alive=0\n\
+         for s in $s1 $s2; do kill -0 $s 2>/dev/null && alive=$((alive + 1)); done\n\
+         echo \"siblings alive: $alive\"\n\
+         kill -9 $s1 $s2 2>/dev/null\n\
+         exit $code\n",
+    )
+    .unwrap();
+    let go = dir.path("go");
+    let child = format!(
+        "sleep 30 & while [ ! -e {} ]; do sleep 0.01; done; exit 3",
+        go.display()
+    );
+    let mut d = drainit(["-g", "2s", "--", "sh", "-c", &child])
+        .pid1(false)
+        .shell(&format!(
+            "exec unshare --pid --fork --mount-proc --kill-child unshare --pid --fork bash {} {} \"$@\"",
+            inner.display(),
+            dir.0.display()
+        ))
+        .start();
+    assert_eq!(d.wait_exit(), 3, "{}", d.stderr());
+    assert!(
+        d.stdout().contains("siblings alive: 2"),
+        "drainit signalled processes that are not its own:\n{}\n{}",
+        d.stdout(),
+        d.stderr()
+    );
+    let log = d.stderr();
+    assert_eq!(log.matches(NO_OWN_PROC).count(), 1, "{log}");
+    assert!(log.contains("another PID namespace"), "{log}");
+}
+
+#[test]
+fn without_proc_the_leftovers_in_the_child_s_group_are_stopped_with_one_warning() {
+    // Not PID 1: the leftovers are found through /proc, which is unmounted here; the child's
+    // process group is what is left to signal. As PID 1, kill(-1) needs no /proc: no warning.
+    let unmount = "exec unshare --mount bash -c 'umount -l /proc && exec \"$@\"' bash \"$@\"";
+    for pid1 in [false, true] {
+        let dir = TempDir::new("no-proc");
+        let pidfile = dir.path("pid");
+        let child = format!("sleep 30 & echo $! > {}; exit 4", pidfile.display());
+        let b = drainit(["--", "sh", "-c", &child]).pid1(pid1);
+        let b = if pid1 {
+            b.inner_shell("umount -l /proc")
+        } else {
+            b.shell(unmount)
+        };
+        let start = Instant::now();
+        let mut d = b.start();
+        let code = d.wait_exit();
+        let took = start.elapsed();
+        let log = d.stderr();
+        if !pid1 {
+            let sleep: i32 = std::fs::read_to_string(&pidfile)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            let left = stat(sleep).is_some_and(|s| s.comm == "sleep");
+            if left {
+                kill(sleep, libc::SIGKILL);
+            }
+            assert!(!left, "the leftover sleep survived drainit\n{log}");
+            assert_eq!(log.matches(NO_OWN_PROC).count(), 1, "{log}");
+            assert!(log.contains("/proc is not mounted"), "{log}");
+        } else {
+            assert!(!log.contains(NO_OWN_PROC), "{log}");
+        }
+        assert_eq!(code, 4, "pid1={pid1}\n{log}");
+        assert!(
+            took < Duration::from_secs(4),
+            "pid1={pid1}: took {took:?}\n{log}"
+        );
+    }
+}

@@ -609,3 +609,45 @@ fn a_bare_port_listens_on_all_interfaces_ipv4_and_ipv6_alike() {
     wait_until("/readyz to answer on 127.0.0.1", || ready(v4).0 == 200);
     assert_eq!(ready(v6), (200, "ok\n".to_string()), "the same port on ::1");
 }
+
+#[test]
+fn three_hundred_partial_heads_under_a_tight_address_space_limit_do_not_abort_drainit() {
+    // 300 connections, each holding an 8000-byte partial head, would be 2.4 MB of buffers.
+    // drainit runs (as PID 1) with an address-space limit of what it maps at start plus
+    // 1.5 MiB, set on drainit alone once the app runs (the app keeps its own limit): it must
+    // bound what it buffers and evict or refuse, not die of a failed allocation.
+    let dir = Scratch::new("as-limit");
+    let (mut d, addr) = serve(&[], &dir);
+    wait_until("the app to start", || dir.has("started"));
+    let vm_kb: u64 = common::status_field(d.pid(), "VmSize")
+        .and_then(|v| v.trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    let limit = (vm_kb + 1536) * 1024;
+    let set = Command::new("prlimit")
+        .arg(format!("--pid={}", d.pid()))
+        .arg(format!("--as={limit}"))
+        .status()
+        .unwrap();
+    assert!(set.success(), "prlimit failed");
+    let mut head = b"GET /readyz HTTP/1.1\r\nX-Pad: ".to_vec();
+    head.resize(8000, b'a');
+    let conns: Vec<TcpStream> = (0..300)
+        .filter_map(|_| {
+            let mut s = TcpStream::connect(addr).ok()?;
+            s.write_all(&head).ok()?;
+            Some(s)
+        })
+        .collect();
+    assert_eq!(conns.len(), 300, "the kernel refused connections");
+    wait_until("a probe to get through", || {
+        curl(addr, &["/readyz"]) == (200, "ok\n".to_string())
+    });
+    d.send(libc::SIGTERM);
+    wait_until("the app to get SIGTERM", || dir.has("got-term"));
+    assert_eq!(d.wait_exit(), 42, "{}", d.stderr());
+    let log = d.stderr();
+    assert!(log.contains("closing the connection idle longest"), "{log}");
+    let server_lines = log.matches("readiness server").count();
+    assert!(server_lines <= 6, "{server_lines} lines:\n{log}");
+    drop(conns);
+}

@@ -2,8 +2,8 @@
 //! name is resolved at each check and every address it stands for is tried, so an app on
 //! 127.0.0.1 is found behind `localhost` even where /etc/hosts lists `::1 localhost` first, as
 //! Docker's default /etc/hosts does (glibc then returns ::1 first). drainit runs as PID 1 of a
-//! PID namespace whose mount namespace has that /etc/hosts bind-mounted; the host's is never
-//! touched. What is asserted is what /readyz says and in which order, never how fast (the
+//! PID namespace, and plainly as a subreaper, in a mount namespace that has that /etc/hosts
+//! bind-mounted; the host's is never touched. What is asserted is what /readyz says and in which order, never how fast (the
 //! 100 ms cadence is unit-tested in src/check.rs; timings belong in bench/).
 #![allow(
     clippy::unwrap_used,
@@ -69,7 +69,12 @@ fn localhost_with_ipv6_listed_first_finds_an_app_on_127_0_0_1() {
     let hosts = dir.path("hosts");
     // glibc sorts ::1 before 127.0.0.1 for this file (checked below, inside the namespace).
     std::fs::write(&hosts, DOCKER_HOSTS).unwrap();
-    for scheme in ["tcp", "http"] {
+    for (scheme, pid1) in [
+        ("tcp", true),
+        ("http", true),
+        ("tcp", false),
+        ("http", false),
+    ] {
         let app_port = free_port();
         let check = format!("{scheme}://localhost:{app_port}/");
         // The app listens on 127.0.0.1 only.
@@ -81,11 +86,11 @@ fn localhost_with_ipv6_listed_first_finds_an_app_on_127_0_0_1() {
                 dir.path("first").display()
             ))
             .shell(&private_etc_hosts(&hosts))
+            .pid1(pid1)
             .start();
-        assert!(d.is_pid1());
         let port = ready_port(&d);
         wait_until(
-            &format!("/readyz to answer 200 with {check}"),
+            &format!("/readyz to answer 200 with {check} (PID 1: {pid1})"),
             DEADLINE,
             || status(port, "/readyz") == 200,
         );

@@ -80,3 +80,29 @@ fn zombies_of_the_namespace_are_reaped_while_the_child_runs() {
     d.send(libc::SIGTERM);
     assert_eq!(d.wait_exit(), 128 + libc::SIGTERM);
 }
+
+/// python3 that ignores SIGCHLD, then execs the rest of its command line: a parent that starts
+/// drainit with an ignored SIGCHLD (some supervisors and shells do), which survives exec.
+const IGNORING_SIGCHLD: &str = "exec python3 -c 'import os, signal, sys\n\
+     signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n\
+     os.execvp(sys.argv[1], sys.argv[1:])' \"$@\"";
+
+#[test]
+fn an_inherited_ignored_sigchld_does_not_hide_the_child_s_exit() {
+    for pid1 in [true, false] {
+        // As PID 1 the ignore must sit between unshare and drainit: unshare waits for its child.
+        let b = drainit(["--", "sh", "-c", "exit 3"]).pid1(pid1);
+        let b = if pid1 {
+            b.inner_shell(IGNORING_SIGCHLD)
+        } else {
+            b.shell(IGNORING_SIGCHLD)
+        };
+        let mut d = b.start();
+        assert_eq!(
+            d.wait_status(std::time::Duration::from_secs(10)),
+            3,
+            "pid1={pid1}\n{}",
+            d.stderr()
+        );
+    }
+}

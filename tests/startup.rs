@@ -251,3 +251,99 @@ fn a_broken_stderr_pipe_does_not_stop_drainit() {
 fn a_descriptor_limit_of_16_is_enough() {
     works_after("ulimit -n 16", &["-d", "100ms"]);
 }
+
+/// Start drainit (through bash, which first opens fds 3-1000, so that drainit's start-up has
+/// many inherited descriptors to list) and send it SIGUSR1 the moment its own code runs: once
+/// it has exec'd and either blocks USR1 or Rust's runtime has installed its SEGV handler (which
+/// it does right before `main`). drainit must survive it and pass it on: the child then prints
+/// it, or dies of it before its handler is in (exit 138, logged). Before the fix drainit listed
+/// the descriptors before blocking anything: the USR1 ended it, or a PID 1 lost it.
+fn usr1_right_after_exec(pid1: bool) {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = TempDir::new("usr1-at-exec");
+    let (out, err) = (dir.path("stdout"), dir.path("stderr"));
+    let mut argv: Vec<std::ffi::OsString> = Vec::new();
+    if pid1 {
+        argv.extend(["unshare", "--pid", "--fork", "--mount-proc"].map(Into::into));
+    }
+    argv.push(drainit_bin().into());
+    argv.extend(["-v", "--"].map(Into::into));
+    argv.push(example("print-signals").into());
+    let mut top = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("for i in $(seq 3 1000); do eval \"exec $i</dev/null\"; done\nexec \"$@\"")
+        .arg("bash")
+        .args(&argv)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let ours = drainit_bin().canonicalize().unwrap();
+    let is_drainit = |p: i32| std::fs::read_link(format!("/proc/{p}/exe")).is_ok_and(|e| e == ours);
+    // Polled without pause: the window this is about lasts a millisecond or two.
+    let spin_until = |what: &str, mut cond: Box<dyn FnMut() -> bool + '_>| {
+        let end = std::time::Instant::now() + DEADLINE;
+        while !cond() {
+            assert!(
+                std::time::Instant::now() < end,
+                "timed out waiting for {what}"
+            );
+            std::thread::yield_now();
+        }
+    };
+    let mut pid = 0;
+    let top_pid = top.id() as i32;
+    spin_until(
+        "drainit to exec",
+        Box::new(|| {
+            pid = std::iter::once(top_pid)
+                .chain(descendants(top_pid))
+                .find(|p| is_drainit(*p))
+                .unwrap_or(0);
+            pid != 0
+        }),
+    );
+    spin_until(
+        "drainit's own code to run",
+        Box::new(|| {
+            sigmask(pid, "SigBlk").is_some_and(|m| has_signal(m, libc::SIGUSR1))
+                || sigmask(pid, "SigCgt").is_some_and(|m| has_signal(m, libc::SIGSEGV))
+        }),
+    );
+    assert!(kill(pid, libc::SIGUSR1));
+    let text = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let mut status = None;
+    wait_until("SIGUSR1 to reach the child", DEADLINE, || {
+        status = top.try_wait().unwrap();
+        status.is_some() || text(&out).contains("SIGUSR1")
+    });
+    match status {
+        None => {
+            kill(pid, libc::SIGTERM);
+            let st = top.wait().unwrap();
+            assert_eq!(st.code(), Some(0), "pid1={pid1}\n{}", text(&err));
+        }
+        Some(st) => {
+            assert_eq!(
+                (st.code(), st.signal()),
+                (Some(128 + libc::SIGUSR1), None),
+                "pid1={pid1}: drainit itself did not survive SIGUSR1\n{}",
+                text(&err)
+            );
+            assert!(
+                text(&err).contains("was killed by SIGUSR1"),
+                "{}",
+                text(&err)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_signal_right_after_exec_with_many_inherited_descriptors_is_survived_and_passed_on() {
+    for _ in 0..5 {
+        usr1_right_after_exec(false);
+        usr1_right_after_exec(true);
+    }
+}

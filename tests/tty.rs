@@ -94,3 +94,44 @@ fn a_drainit_started_in_the_background_leaves_the_terminal_alone() {
         assert_eq!(d.wait_exit(), 0, "pid1={pid1}");
     }
 }
+
+#[test]
+fn ctrl_z_stops_an_app_with_default_tstp_while_drainit_keeps_running() {
+    // As in a shell, the terminal's Ctrl-Z stops the foreground group: the app. drainit is not
+    // in that group and never stops itself, so it keeps reaping and forwarding; with no shell
+    // to give the prompt to, nothing else happens (tini does the same). SIGCONT sent to
+    // drainit is forwarded and resumes the app.
+    for pid1 in [true, false] {
+        let mut d = drainit(Vec::<&str>::new())
+            .pid1(pid1)
+            .tty()
+            .own_session()
+            .args(["sh", "-c", "echo ready; exec sleep 60"])
+            .start();
+        d.wait_for_stdout_line(|l| l == "ready", DEADLINE);
+        let child = d.child();
+        wait_until("the app to run sleep", DEADLINE, || {
+            stat(child).is_some_and(|s| s.comm == "sleep")
+        });
+        d.type_keys(b"\x1a");
+        wait_until("the app to stop", DEADLINE, || {
+            stat(child).is_some_and(|s| s.state == 'T')
+        });
+        let own = stat(d.pid()).unwrap().state;
+        assert!(
+            own != 'T' && own != 't',
+            "pid1={pid1}: drainit is stopped too"
+        );
+        d.send(libc::SIGCONT);
+        wait_until("the app to run again", DEADLINE, || {
+            stat(child).is_some_and(|s| s.state != 'T')
+        });
+        d.type_keys(b"\x03");
+        assert_eq!(
+            d.wait_exit(),
+            128 + libc::SIGINT,
+            "pid1={pid1}\n{}",
+            d.stdout()
+        );
+    }
+}

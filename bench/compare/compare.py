@@ -17,11 +17,14 @@ import argparse
 import json
 import os
 import platform
+import re
 import select
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -182,14 +185,54 @@ def measure_size(all_inits):
 
 
 def time_spawn(argv):
-    """Wall time of one run of argv, spawn to reap, in ns; argv must exit 0."""
+    """One run of argv, spawn to reap: (wall time in ns, minor page faults of it and all it
+    waited for, from wait4's rusage); argv must exit 0."""
     t0 = time.perf_counter_ns()
     pid = os.posix_spawnp(argv[0], argv, os.environ)
-    _, status = os.waitpid(pid, 0)
+    _, status, usage = os.wait4(pid, 0)
     t1 = time.perf_counter_ns()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{argv} exited with {os.waitstatus_to_exitcode(status)}")
-    return t1 - t0
+    return t1 - t0, usage.ru_minflt
+
+
+def measure_counts(all_inits):
+    """Deterministic start-up costs of `INIT -- /bin/true`, not as PID 1 (the tools would be
+    PID 1 instead): instructions (valgrind's callgrind, the init alone, not its child) and
+    syscalls (strace -c: the init alone; strace -f -c: with the child up to its exec and
+    /bin/true, less /bin/true's own count). Skipped when valgrind or strace is missing."""
+    out = {}
+    true_alone = None
+    for i in [None] + all_inits:
+        argv = ["/bin/true"] if i is None else [i["path"], *i["args"], "--", "/bin/true"]
+        row = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            if i is not None and shutil.which("valgrind"):
+                cg = f"{tmp}/cg"
+                r = subprocess.run(
+                    ["valgrind", "--tool=callgrind", f"--callgrind-out-file={cg}", *argv],
+                    capture_output=True,
+                    text=True,
+                )
+                m = re.search(r"Collected : (\d+)", r.stderr)
+                row["instructions"] = int(m.group(1)) if m else None
+            if shutil.which("strace"):
+                for key, follow in (("syscalls", []), ("syscalls_with_child", ["-f"])):
+                    st = f"{tmp}/st"
+                    subprocess.run(
+                        ["strace", *follow, "-c", "-o", st, *argv], capture_output=True
+                    )
+                    # "% time, seconds, usecs/call, calls, [errors,] total"
+                    with open(st) as f:
+                        total = [ln.split() for ln in f if ln.split()[-1:] == ["total"]]
+                    row[key] = int(total[0][3]) if total else None
+        if i is None:
+            true_alone = row.get("syscalls")
+        else:
+            if true_alone is not None and row.get("syscalls_with_child") is not None:
+                row["syscalls_with_child"] -= true_alone
+            out[i["name"]] = row
+    return out
 
 
 def measure_startup(all_inits, minit, reps, warmup):
@@ -202,21 +245,25 @@ def measure_startup(all_inits, minit, reps, warmup):
     saved = os.dup(2)
     os.dup2(devnull, 2)
     samples = {name: [] for name, _ in variants}
+    minflt = {name: [] for name, _ in variants}
     try:
         for rep in range(warmup + reps):
             for name, argv in rotated(variants, rep):
-                ns = time_spawn(argv)
+                ns, faults = time_spawn(argv)
                 if rep >= warmup:
                     samples[name].append(ns)
+                    minflt[name].append(faults)
     finally:
         os.dup2(saved, 2)
         os.close(devnull)
         os.close(saved)
     base = statistics.median(samples["baseline"])
-    out = {"samples_ns": samples, "summary": {}}
+    base_flt = statistics.median(minflt["baseline"])
+    out = {"samples_ns": samples, "minflt": minflt, "summary": {}}
     for name, xs in samples.items():
         s = summary(xs)
         s["added_median"] = s["median"] - base
+        s["minflt_added_median"] = statistics.median(minflt[name]) - base_flt
         out["summary"][name] = s
     return out
 
@@ -410,6 +457,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bin", required=True, type=Path, help="directory of the built C helpers")
     ap.add_argument("--drainit", required=True, help="the drainit binary to measure")
+    ap.add_argument("--drainit-arm64", help="the arm64 build: only its size is recorded")
     ap.add_argument("--out", required=True, type=Path, help="where to write the JSON results")
     ap.add_argument("--quick", action="store_true", help="few repetitions: a smoke test")
     a = ap.parse_args()
@@ -443,6 +491,10 @@ def main():
     t = time.monotonic()
     log("sizes")
     res["size"] = measure_size(all_inits)
+    if a.drainit_arm64:
+        res["size_arm64"] = os.stat(a.drainit_arm64).st_size
+    log("instructions and syscalls (callgrind, strace)")
+    res["counts"] = measure_counts(all_inits)
     log(f"start-up: {cfg['startup_reps']} rounds")
     res["startup"] = measure_startup(all_inits, minit, cfg["startup_reps"], cfg["startup_warmup"])
     log(f"idle: {cfg['idle_rounds']} rounds of {cfg['idle_window_s']} s")

@@ -59,6 +59,20 @@ def rows(r):
         lambda v: fmt(v, 2),
     )
     row("start-up: total, p90 (ms)", lambda n: ms(st[n]["p90"]), lambda v: fmt(v, 2))
+    if all("minflt_added_median" in st[n] for n in names):
+        row(
+            "start-up: page faults added to `/bin/true` (minor, median)",
+            lambda n: st[n]["minflt_added_median"],
+            lambda v: fmt(v, 0),
+        )
+    counts = r.get("counts", {})
+    for key, metric in (
+        ("instructions", "start-up: instructions of the init (callgrind, not PID 1)"),
+        ("syscalls", "start-up: syscalls of the init (strace -c, not PID 1)"),
+        ("syscalls_with_child", "start-up: syscalls with the child's until exec (strace -f)"),
+    ):
+        if all(counts.get(n, {}).get(key) is not None for n in names):
+            row(metric, lambda n, k=key: counts[n][k], lambda v: fmt(v, 0))
 
     idle = r["idle"]["rounds"]
     med = lambda n, k: statistics.median(x[k] for x in idle[n])  # noqa: E731
@@ -156,10 +170,12 @@ def table(r):
 
 
 def floors(r):
+    arm = r.get("size_arm64")
+    arm = f"The arm64 build of drainit is {arm:,} bytes. " if arm else ""
     st = r["startup"]["summary"]
     bl = r["reap"]["backlog"]["summary"]["minit"]
     bu = r["reap"]["burst"]["summary"]["minit"]
-    return (
+    return arm + (
         f"Floors, measured in the same rounds: `unshare --pid --fork --mount-proc /bin/true` alone "
         f"takes {ms(st['baseline']['median']):.2f} ms (median); `minit` (a blocking `waitpid` "
         f"loop, no signal handling, `bench/compare/minit.c`) adds "

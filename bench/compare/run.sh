@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The performance comparison in one command: drainit against tini, tini-static, dumb-init and
 # catatonit, each as PID 1 of a fresh PID namespace. Installs what it needs (idempotently: every
-# step checks first), builds the static drainit and the C helpers, measures (compare.py), then
+# step checks first), builds the shipped static drainit (scripts/build-static.sh) and the C helpers, measures (compare.py), then
 # writes the table and the chart into docs/performance.md and docs/performance.png (report.py).
 #
 #   bench/compare/run.sh            full run (~4 min), updates docs/performance.{md,png}
@@ -34,6 +34,8 @@ want file file
 want ldd libc-bin
 want unshare util-linux
 want python3 python3
+want valgrind valgrind # instructions at start-up (callgrind)
+want strace strace     # syscalls at start-up
 # gcc -static needs the static glibc.
 [[ -e /usr/lib/x86_64-linux-gnu/libc.a ]] || need+=(libc6-dev)
 if ((${#need[@]})); then
@@ -48,14 +50,11 @@ if ! python3 -c 'import matplotlib' 2>/dev/null; then
   python3 -m pip install --quiet matplotlib ||
     echo "run.sh: no matplotlib: the table is written, the chart is not" >&2
 fi
-if command -v rustup >/dev/null 2>&1 &&
-  ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
-  rustup target add x86_64-unknown-linux-musl
-fi
-
 # --- build ---------------------------------------------------------------------------------
-cargo build --quiet --release --target x86_64-unknown-linux-musl
-drainit=target/x86_64-unknown-linux-musl/release/drainit
+# The shipped binaries (the pinned nightly is installed by the script when missing); arm64 only
+# for its size.
+drainit=$(scripts/build-static.sh x86_64 | tail -n 1)
+drainit_arm64=$(scripts/build-static.sh aarch64 | tail -n 1)
 out=target/bench-compare
 mkdir -p "$out/bin"
 for helper in sigrecv siglat orphans minit; do
@@ -67,11 +66,11 @@ done
 if ((${#quick[@]})); then
   # Its own file, so a smoke run never overwrites the samples behind the published results.
   python3 bench/compare/compare.py --bin "$out/bin" --drainit "$drainit" \
-    --out "$out/results-quick.json" --quick
+    --drainit-arm64 "$drainit_arm64" --out "$out/results-quick.json" --quick
   python3 bench/compare/report.py "$out/results-quick.json" --png "$out/performance-quick.png"
 else
   python3 bench/compare/compare.py --bin "$out/bin" --drainit "$drainit" \
-    --out "$out/results.json"
+    --drainit-arm64 "$drainit_arm64" --out "$out/results.json"
   python3 bench/compare/report.py "$out/results.json" \
     --doc docs/performance.md --png docs/performance.png
 fi

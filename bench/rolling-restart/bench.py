@@ -38,7 +38,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-APP_DIR = os.path.join(ROOT, "examples", "node-app")
+APP_DIRS = {"node": os.path.join(ROOT, "examples", "node-app"),
+            "gunicorn": os.path.join(ROOT, "examples", "fastapi-app")}
+VENV = os.environ.get("DRAINIT_VENV", "/opt/drainit-venv")
 INITS = ["drainit", "tini", "dumb-init", "catatonit"]
 MODES = ["graceful", "default"]
 # Failure kinds, in table order. http503/http502 come from HAProxy: 503 when no server is up or
@@ -94,8 +96,10 @@ class Loader:
     with `Connection: close`). A kept-alive connection that fails is dropped, not retried.
     """
 
-    def __init__(self, port, rate_keepalive, rate_new, delay_ms, timeout, t0):
+    def __init__(self, port, rate_keepalive, rate_new, delay_ms, timeout, t0, post=False):
         self.port = port
+        self.post = post  # every other request of each kind is a POST with a small body
+        self._sent = [0, 0]
         self.rates = (rate_keepalive, rate_new)
         self.path = f"/?delay={delay_ms}" if delay_ms else "/"
         self.timeout = timeout
@@ -189,7 +193,14 @@ class Loader:
 
     async def _exchange(self, reader, writer, keepalive):
         hdr = "" if keepalive else "Connection: close\r\n"
-        writer.write(f"GET {self.path} HTTP/1.1\r\nHost: bench\r\n{hdr}\r\n".encode())
+        n = self._sent[keepalive]
+        self._sent[keepalive] += 1
+        if self.post and n % 2:
+            body = "x" * 512
+            writer.write(f"POST {self.path} HTTP/1.1\r\nHost: bench\r\n{hdr}Content-Type: "
+                         f"text/plain\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
+        else:
+            writer.write(f"GET {self.path} HTTP/1.1\r\nHost: bench\r\n{hdr}\r\n".encode())
         await writer.drain()
         return await read_response(reader)
 
@@ -276,7 +287,7 @@ frontend web
 
 backend app
     balance roundrobin
-    option httpchk GET /readyz
+    option httpchk GET {backends[0].check_path}
     http-check expect status 200
     default-server inter 1s fall 2 rise 2
 {servers}
@@ -340,13 +351,95 @@ backend app
             self.proc.wait()
 
 
+class Nginx:
+    """nginx open source with deploy/nginx.conf's settings: no active checks (it never asks
+    /readyz), passive `max_fails=3 fail_timeout=2s`, `proxy_next_upstream error timeout`,
+    kept-alive upstream connections. The access log holds the failed requests only."""
+
+    def __init__(self, workdir, port, backends, events):
+        self.port = port
+        self.workdir = workdir
+        self.cfg = os.path.join(workdir, "nginx.conf")
+        self.access = os.path.join(workdir, "failed.log")
+        servers = "\n".join(f"        server 127.0.0.1:{b.app_port} max_fails=3 fail_timeout=2s;"
+                            for b in backends)
+        temp = "\n".join(f"    {k}_temp_path {os.path.join(workdir, k)};"
+                         for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        with open(self.cfg, "w") as f:
+            f.write(f"""\
+daemon off;
+worker_processes 1;
+pid {os.path.join(workdir, "nginx.pid")};
+error_log {os.path.join(workdir, "error.log")} warn;
+events {{ worker_connections 4096; }}
+http {{
+{temp}
+    map $status $failed {{ ~^[45] 1; default 0; }}
+    log_format failed '$status $upstream_status';
+    access_log {self.access} failed if=$failed;
+    upstream app {{
+{servers}
+        keepalive 16;
+        keepalive_timeout 1s;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        keepalive_timeout 10s;
+        location / {{
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_next_upstream error timeout;
+            proxy_next_upstream_tries 3;
+            proxy_next_upstream_timeout 5s;
+            proxy_connect_timeout 1s;
+        }}
+    }}
+}}
+""")
+        base = ["nginx", "-c", self.cfg, "-p", workdir, "-e", os.path.join(workdir, "error.log")]
+        subprocess.run(base + ["-t", "-q"], check=True)
+        self.proc = subprocess.Popen(["setpriv", "--pdeathsig", "KILL"] + base,
+                                     stdin=subprocess.DEVNULL)
+        wait_until("nginx to listen", lambda: http_status(port, "/") is not None, 10)
+
+    def status(self, server):
+        return "UP"  # nothing to ask: nginx keeps no state but its passive failure counts
+
+    def termination_states(self, since, until):
+        """Counts of `status upstream_status` of the failed requests (the whole run)."""
+        try:
+            with open(self.access) as f:
+                return dict(collections.Counter(line.strip() for line in f if line.strip()))
+        except OSError:
+            return {}
+
+    def save_log(self, path):
+        for name in ("failed.log", "error.log"):
+            src = os.path.join(self.workdir, name)
+            if os.path.exists(src):
+                with open(src) as f, open(f"{path}.{name}", "w") as out:
+                    out.write(f.read())
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 # ---------------------------------------------------------------- backends
 
 class Backend:
-    """One node-app under INIT, as PID 1 of its own PID namespace."""
+    """One app (node-app by `npm start`, or the FastAPI app under gunicorn) under INIT, as PID 1
+    of its own PID namespace."""
 
-    def __init__(self, index, init, mode, drainit, logdir, events, drain_delay, ready_check):
+    def __init__(self, index, init, mode, drainit, logdir, events, drain_delay, ready_check,
+                 app="node"):
         self.name = f"b{index + 1}"
+        self.app = app
         self.init = init
         self.mode = mode
         self.drainit = drainit
@@ -354,16 +447,32 @@ class Backend:
         self.ready_check = ready_check
         self.app_port = free_port()
         self.check_port = free_port() if init == "drainit" else self.app_port
+        # What the load balancer checks: drainit's /readyz, else the app's own endpoint.
+        self.check_path = "/healthz" if app == "gunicorn" and init != "drainit" else "/readyz"
         self.logfile = os.path.join(logdir, f"{init}-{mode}-{self.name}.log")
         if os.path.exists(self.logfile):
             os.remove(self.logfile)  # appended to across restarts, fresh for each run
         self.events = events
         self.proc = None
 
+    def app_command(self):
+        if self.app == "gunicorn":
+            # --no-control-socket: gunicorn 27's default socket is one path for every instance.
+            return [os.path.join(VENV, "bin", "gunicorn"), "-w", "2", "-k",
+                    "uvicorn.workers.UvicornWorker", "-b", f"127.0.0.1:{self.app_port}",
+                    "--no-control-socket", "app:app"]
+        return ["npm", "start"]
+
+    def ready_check_target(self):
+        # gunicorn's master binds before a worker can answer: tcp:// would pass too early.
+        if self.app == "gunicorn":
+            return f"http://127.0.0.1:{self.app_port}/healthz"
+        return f"tcp://127.0.0.1:{self.app_port}"
+
     def init_command(self):
-        app = ["npm", "start"]
+        app = self.app_command()
         if self.init == "drainit":
-            check = (["--ready-check", f"tcp://127.0.0.1:{self.app_port}"]
+            check = (["--ready-check", self.ready_check_target()]
                      if self.ready_check else [])
             return [self.drainit, "--drain-delay", self.drain_delay,
                     "--ready-addr", f"127.0.0.1:{self.check_port}"] + check + [
@@ -385,7 +494,7 @@ class Backend:
         with open(self.logfile, "a") as log:
             log.write(f"==== {datetime.datetime.now().isoformat()} {' '.join(cmd)}\n")
             log.flush()
-            self.proc = subprocess.Popen(cmd, cwd=APP_DIR, env=env, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(cmd, cwd=APP_DIRS[self.app], env=env, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT)
         self.events.append((now(), self.name, "started"))
 
@@ -428,7 +537,8 @@ class Backend:
         Both, because right after a quick restart HAProxy may still show the stale UP of the
         old instance; once the new one is ready, that UP is true again.
         """
-        wait_until(f"{self.name} ready", lambda: http_status(self.check_port) == 200, timeout)
+        wait_until(f"{self.name} ready",
+                   lambda: http_status(self.check_port, self.check_path) == 200, timeout)
         wait_until(f"HAProxy to mark {self.name} UP",
                    lambda: haproxy.status(self.name) == "UP", timeout)
         self.events.append((now(), self.name, "UP"))
@@ -439,7 +549,7 @@ class Backend:
 def run_case(args, init, mode, workdir):
     events = []  # (t, backend, what)
     backends = [Backend(i, init, mode, args.drainit, args.out, events, args.drain_delay,
-                        not args.no_ready_check)
+                        not args.no_ready_check, args.app)
                 for i in range(args.backends)]
     haproxy = None
     loader = None
@@ -447,12 +557,13 @@ def run_case(args, init, mode, workdir):
     try:
         for b in backends:
             b.start()
-        haproxy = HAProxy(workdir, free_port(), backends, events)
+        haproxy = (Nginx if args.lb == "nginx" else HAProxy)(workdir, free_port(), backends,
+                                                               events)
         for b in backends:
             b.wait_up(haproxy, args.up_timeout)
         t0 = now()
         loader = Loader(haproxy.port, args.rate_keepalive, args.rate_new, args.delay_ms,
-                        args.timeout, t0)
+                        args.timeout, t0, args.post)
         loader.start()
         time.sleep(args.warmup)
         restarts = []
@@ -471,7 +582,7 @@ def run_case(args, init, mode, workdir):
         load.append(os.getloadavg()[0])
         t_end = now()
         tsc = haproxy.termination_states(t0, t_end + 1)
-        haproxy.save_log(os.path.join(args.out, f"{init}-{mode}.haproxy.log"))
+        haproxy.save_log(os.path.join(args.out, f"{init}-{mode}.{args.lb}.log"))
     finally:
         if loader:
             loader.stop()
@@ -519,7 +630,8 @@ def table(results, args):
         return f"{100 * r['failures'] / r['requests']:.2f} %" if r["requests"] else "-"
     shown = [k for k in FAIL_KINDS if any(r["kinds"][k] for r in results)] or ["http503"]
     head = (["init", "app mode", "requests", "failed", "failed %"] + shown
-            + ["failed per restart", "HAProxy log of failures", "s per restart", "load avg"])
+            + ["failed per restart", f"{'nginx' if args.lb == 'nginx' else 'HAProxy'} log of "
+               "failures", "s per restart", "load avg"])
     rows = []
     for r in results:
         tsc = ", ".join(f"{k}: {v}" for k, v in sorted(r["haproxy_termination"].items())) or "-"
@@ -533,12 +645,20 @@ def table(results, args):
 
 
 def settings_line(args):
-    return (f"{args.backends} backends, each restarted {args.rounds}x in turn; "
+    app = ("gunicorn -w 2 -k uvicorn.workers.UvicornWorker (examples/fastapi-app)"
+           if args.app == "gunicorn" else "`npm start` (examples/node-app)")
+    check = "http://127.0.0.1:APP_PORT/healthz" if args.app == "gunicorn" else \
+        "tcp://127.0.0.1:APP_PORT"
+    return (f"app: {app}; {args.backends} backends, each restarted {args.rounds}x in turn; "
             f"{args.rate_keepalive:g} req/s kept-alive + {args.rate_new:g} req/s on new "
-            f"connections through HAProxy (`inter 1s fall 2 rise 2`, `retries 0`); "
-            f"requests `/?delay={args.delay_ms}` (ms), timeout {args.timeout:g} s; drainit "
+            "connections "
+            + ("through nginx (deploy/nginx.conf: no active checks, `max_fails=3 fail_timeout=2s`, "
+               "`proxy_next_upstream error timeout`); " if args.lb == "nginx" else
+               "through HAProxy (`inter 1s fall 2 rise 2`, `retries 0`); ")
+            + f"requests `/?delay={args.delay_ms}` (ms)"
+            + (", half of them POSTs" if args.post else "") + f", timeout {args.timeout:g} s; drainit "
             f"`--drain-delay {args.drain_delay} "
-            + ("" if args.no_ready_check else "--ready-check tcp://127.0.0.1:APP_PORT ")
+            + ("" if args.no_ready_check else f"--ready-check {check} ")
             + "--grace-period 10s`")
 
 
@@ -567,6 +687,14 @@ def main():
     p.add_argument("--no-ready-check", action="store_true",
                    help="run drainit without --ready-check (its /readyz says 200 before node "
                         "listens: requests are lost at start-up)")
+    p.add_argument("--app", choices=sorted(APP_DIRS), default="node",
+                   help="node: examples/node-app by `npm start`; gunicorn: examples/fastapi-app "
+                        "under `gunicorn -w 2 -k uvicorn.workers.UvicornWorker` (from $DRAINIT_VENV)")
+    p.add_argument("--lb", choices=["haproxy", "nginx"], default="haproxy",
+                   help="the load balancer: HAProxy with active checks on /readyz, or nginx "
+                        "open source (deploy/nginx.conf), which has none")
+    p.add_argument("--post", action="store_true",
+                   help="every other request is a POST with a 512-byte body")
     p.add_argument("--backends", type=int, default=3)
     p.add_argument("--rounds", type=int, default=2, help="restarts of each backend")
     p.add_argument("--rate-keepalive", type=float, default=100, help="req/s kept-alive")

@@ -1,7 +1,7 @@
 //! Fuzzes the signal parsers behind `--stop-signal`, `--rewrite` and their env vars:
 //! `parse::signal`, `parse::catchable_signal`, `parse::rewrite`. Properties: never panics; a
 //! parsed signal is always 1..=64; its printed name (as logged), if it has one, parses back to the same number;
-//! case does not matter; a catchable signal is never KILL, STOP, CHLD, PIPE or a fault signal; a rewrite's
+//! case does not matter; `RTMIN+` with no offset is refused; a catchable signal is never KILL, STOP, CHLD, PIPE or a fault signal; a rewrite's
 //! FROM is catchable and its TO, if any, is a valid signal.
 #![no_main]
 #![allow(
@@ -39,6 +39,8 @@ fuzz_target!(|data: &[u8]| {
     let sig = parse::signal(s);
     if let Ok(sig) = sig {
         check_sig(s, sig);
+        // `RTMIN+` and `RTMAX-` name no signal: the offset must have digits.
+        assert!(!s.trim().ends_with(['+', '-']), "{s:?} -> {sig:?}");
     }
     assert_eq!(
         parse::signal(&s.to_ascii_lowercase()).ok(),

@@ -20,6 +20,7 @@
 //!
 //! Builder options: `.pid1(false)` (plain, as subreaper), `.env(k, v)` (the test's own
 //! `DRAINIT_*` are removed), `.shell("exec 7<file; ulimit -n 16")` (bash set-up, then exec),
+//! `.inner_shell(..)` (the same inside the PID namespace, right before drainit),
 //! `.tty()` (a terminal via script(1); `type_keys(b"\x03")`), `.own_session()` (PID 1 as a
 //! session leader with that terminal, like `docker run -it`); `.run()` runs to the end and
 //! returns code, stdout and stderr. On a running `Drainit`: `pid()` and `child()` (host pids),
@@ -61,15 +62,20 @@ const INTAKE_SIGNALS: [i32; 6] = [
     64,
 ];
 
-/// The drainit binary under test.
+/// The drainit binary under test: `$DRAINIT_BIN` if set (CI runs the whole suite on the
+/// shipped static build from scripts/build-static.sh), else the one cargo built for the tests.
 pub fn drainit_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_drainit"))
+    std::env::var_os("DRAINIT_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_drainit")),
+        PathBuf::from,
+    )
 }
 
-/// The path of a fixture program from `examples/`, built (once per test binary) next to drainit.
+/// The path of a fixture program from `examples/`, built (once per test binary) next to cargo's
+/// drainit, whichever drainit is under test.
 pub fn example(name: &str) -> PathBuf {
     static BUILD: Once = Once::new();
-    let bin = drainit_bin();
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_drainit"));
     let profile_dir = bin.parent().expect("target profile dir");
     BUILD.call_once(|| {
         let mut cargo = Command::new(env!("CARGO"));
@@ -96,6 +102,27 @@ pub fn rtmin(n: i32) -> i32 {
     libc::SIGRTMIN() + n
 }
 
+/// The lowest real-time signal the drainit under test can catch and forward. Its C library keeps
+/// the ones below for itself, and that need not be this test's libc: glibc keeps 32-33, musl (the
+/// static build, `DRAINIT_BIN`) 32-34. Asked of drainit itself, once: it refuses a reserved
+/// stop signal with status 2.
+pub fn drainit_rtmin() -> i32 {
+    static FIRST: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *FIRST.get_or_init(|| {
+        let sig = libc::SIGRTMIN();
+        let out = Command::new(drainit_bin())
+            .args(["-q", "--stop-signal", &sig.to_string(), "--", "true"])
+            .env_remove("DRAINIT_STOP_SIGNALS")
+            .output()
+            .expect("run drainit");
+        if out.status.code() == Some(2) {
+            sig + 1
+        } else {
+            sig
+        }
+    })
+}
+
 /// Send `sig` (any number, real-time too) to a host pid; `pid < 0` is a process group.
 pub fn kill(pid: i32, sig: i32) -> bool {
     match nix::sys::signal::Signal::try_from(sig) {
@@ -109,6 +136,15 @@ pub fn kill(pid: i32, sig: i32) -> bool {
             .status()
             .is_ok_and(|s| s.success()),
     }
+}
+
+/// A loopback port that was free a moment ago (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `arg` quoted for sh.
@@ -380,6 +416,7 @@ where
         env: Vec::new(),
         pid1: true,
         shell: None,
+        inner_shell: None,
         tty: false,
         own_session: false,
     }
@@ -392,6 +429,7 @@ pub struct Builder {
     env: Vec<(OsString, OsString)>,
     pid1: bool,
     shell: Option<String>,
+    inner_shell: Option<String>,
     tty: bool,
     own_session: bool,
 }
@@ -435,6 +473,14 @@ impl Builder {
         self
     }
 
+    /// Like `shell`, but run inside the PID namespace, right before drainit (so as PID 1 the
+    /// setup must end in `exec`, directly or through a program that execs the rest of its
+    /// command line, as `python3 -c '...; os.execvp(...)' "$@"`).
+    pub fn inner_shell(mut self, setup: &str) -> Builder {
+        self.inner_shell = Some(setup.to_string());
+        self
+    }
+
     /// Give drainit a controlling terminal on stdin, stdout and stderr: run it under
     /// `script`, which copies our stdin (`Drainit::type_keys`) to the terminal and the
     /// terminal's output (drainit's log included, lines ending in CR LF) to our stdout.
@@ -461,6 +507,11 @@ impl Builder {
         }
         if self.own_session && self.pid1 {
             argv.extend(["setsid", "--ctty"].map(OsString::from));
+        }
+        if let Some(inner) = &self.inner_shell {
+            argv.extend(
+                ["bash", "-c", &format!("{inner}\nexec \"$@\""), "bash"].map(OsString::from),
+            );
         }
         argv.push(drainit_bin().into_os_string());
         argv.extend(self.args.iter().cloned());
@@ -813,14 +864,4 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// A loopback port nobody listens on (bound then released: the kernel will not hand it out
-/// again at once).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
