@@ -2,7 +2,7 @@
 # Builds, with no registry, the base images that Dockerfile.example and deploy/compose.yaml
 # name, under local tags of their own so a user's real images are never shadowed:
 #
-#   scripts/docker-bases.sh PREFIX
+#   scripts/docker-bases.sh PREFIX [rust] [node] [haproxy]    (none named: all three)
 #
 #   PREFIX/debian:bookworm         `debootstrap --variant=minbase bookworm` + `docker import`
 #   PREFIX/rust:1-bookworm         that + gcc (apt) + a copy of this host's Rust toolchain
@@ -24,7 +24,9 @@
 # machine); everything else takes about a minute. apt inside `docker build` reaches Debian's
 # mirror. Needs root (debootstrap), debootstrap (scripts/install-deps.sh), node and rustup.
 set -euo pipefail
-prefix=${1:?usage: scripts/docker-bases.sh PREFIX}
+prefix=${1:?usage: scripts/docker-bases.sh PREFIX [rust] [node] [haproxy]}
+shift
+wanted=" ${*:-rust node haproxy} "
 root=$(cd "$(dirname "$0")/.." && pwd)
 cache=$root/target/docker-base
 mkdir -p "$cache"
@@ -116,6 +118,7 @@ EOF
 pids=()
 for image in rust:1-bookworm node:20-bookworm-slim haproxy:2.6; do
     name=${image%%:*}
+    [[ $wanted == *" $name "* ]] || continue
     log "docker build -> $prefix/$image"
     docker build -q --force-rm --build-arg "BASE=$debian" -t "$prefix/$image" "$ctx/$name" \
         >"$ctx/$name.log" 2>&1 &

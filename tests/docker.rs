@@ -77,11 +77,7 @@ fn main() {
 
 #[test]
 fn drains_forwards_and_reaps_as_the_entrypoint_of_a_from_scratch_container() {
-    if !docker_works() {
-        eprintln!(
-            "SKIPPED tests/docker.rs: `docker info` failed (no Docker daemon here); \
-             nothing was tested"
-        );
+    if no_docker("tests/docker.rs") {
         return;
     }
     let context = TempDir::new("drainit-docker");

@@ -20,6 +20,15 @@ pub fn docker_works() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// True, after saying that `test` is skipped, where there is no Docker engine.
+pub fn no_docker(test: &str) -> bool {
+    if docker_works() {
+        return false;
+    }
+    eprintln!("SKIPPED {test}: `docker info` failed (no Docker daemon here); nothing was tested");
+    true
+}
+
 /// Run docker; panic with its output if it fails. Returns stdout, trimmed.
 pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().unwrap();
