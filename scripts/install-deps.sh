@@ -32,6 +32,8 @@ want qemu-aarch64-static qemu-user-static # the arm64 static build as PID 1 (.ci
 want nginx nginx
 # `python3 -m venv` needs ensurepip, which Debian ships apart (python3-venv).
 python3 -c 'import ensurepip' 2>/dev/null || need_pkgs+=(python3-venv)
+want debootstrap debootstrap # the Debian base images of tests/docker_recipes.rs (scripts/docker-bases.sh)
+want ab apache2-utils        # the load in tests/docker_recipes.rs and bench/docker-rollout
 
 if ((${#need_pkgs[@]})); then
   echo "install-deps: apt-get install ${need_pkgs[*]}" >&2

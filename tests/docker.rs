@@ -14,10 +14,11 @@
 //! target directory (target/docker-test), so it never waits on the lock of the `cargo test`
 //! that runs it. Containers and images are removed on drop, also when an assertion fails.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+mod docker_common;
+
+use docker_common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const MUSL: &str = "x86_64-unknown-linux-musl";
@@ -76,11 +77,7 @@ fn main() {
 
 #[test]
 fn drains_forwards_and_reaps_as_the_entrypoint_of_a_from_scratch_container() {
-    if !docker_works() {
-        eprintln!(
-            "SKIPPED tests/docker.rs: `docker info` failed (no Docker daemon here); \
-             nothing was tested"
-        );
+    if no_docker("tests/docker.rs") {
         return;
     }
     let context = TempDir::new("drainit-docker");
@@ -98,14 +95,14 @@ fn drains_forwards_and_reaps_as_the_entrypoint_of_a_from_scratch_container() {
     .unwrap();
 
     let image = Image::build(&context.0);
-    let container = Container::run(&image);
+    let container = Container::run(&["-p", "127.0.0.1::8086", &image.0]);
     let port = container.published_port(8086);
 
     wait_for("the fixture to start", Duration::from_secs(30), || {
         container.logs().contains("fixture: ready")
     });
     wait_for("/readyz to answer 200", Duration::from_secs(30), || {
-        readyz(port) == Some(200)
+        http_status(port, "/readyz") == Some(200)
     });
 
     docker(&["kill", "-s", "USR1", &container.id]);
@@ -127,22 +124,13 @@ fn drains_forwards_and_reaps_as_the_entrypoint_of_a_from_scratch_container() {
     );
 
     let stop_started = Instant::now();
-    let mut stop = Command::new("docker")
-        .args(["stop", "-t", "30", &container.id])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for(
-        "/readyz to answer 503 after docker stop",
-        Duration::from_secs(10),
-        || readyz(port) == Some(503),
-    );
+    let mut stop = container.stop_until_draining(port);
     assert!(
         !container.logs().contains("fixture: got SIGTERM"),
         "the fixture got SIGTERM before /readyz turned 503:\n{}",
         container.logs()
     );
-    let stopped = wait_child(&mut stop, Duration::from_secs(60));
+    let stopped = wait_child("docker stop", &mut stop, Duration::from_secs(60));
     assert!(stopped.success(), "docker stop failed: {stopped}");
     let stop_took = stop_started.elapsed();
 
@@ -167,32 +155,6 @@ fn drains_forwards_and_reaps_as_the_entrypoint_of_a_from_scratch_container() {
 }
 
 // ------------------------------------------------------------------ helpers
-
-fn docker_works() -> bool {
-    Command::new("docker")
-        .arg("info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Run docker; panic with its output if it fails.
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert_success(&format!("docker {}", args.join(" ")), &out);
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn assert_success(what: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "{what}: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn build_static_drainit(dest: &Path) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -230,76 +192,6 @@ fn build_fixture(dir: &Path) {
     std::fs::remove_file(src).unwrap();
 }
 
-/// Status of `GET /readyz` on the published port, or None if nothing answered.
-fn readyz(port: u16) -> Option<u16> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    s.write_all(b"GET /readyz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut head = String::new();
-    s.read_to_string(&mut head).ok()?;
-    head.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_child(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("docker stop did not return within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn assert_in_order(haystack: &str, needles: &[&str]) {
-    let mut from = 0;
-    for needle in needles {
-        match haystack[from..].find(needle) {
-            Some(at) => from += at + needle.len(),
-            None => panic!("{needle:?} missing, or out of order, in:\n{haystack}"),
-        }
-    }
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(unique(prefix));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A test image, removed on drop.
 struct Image(String);
 
@@ -314,54 +206,5 @@ impl Image {
 impl Drop for Image {
     fn drop(&mut self) {
         let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
-    }
-}
-
-/// A running container, removed (killed if need be) on drop.
-struct Container {
-    id: String,
-}
-
-impl Container {
-    fn run(image: &Image) -> Container {
-        Container {
-            id: docker(&["run", "-d", "-p", "127.0.0.1::8086", &image.0]),
-        }
-    }
-
-    fn published_port(&self, port: u16) -> u16 {
-        let mapping = docker(&["port", &self.id, &format!("{port}/tcp")]);
-        // "127.0.0.1:49153" (one line per address)
-        let first = mapping.lines().next().unwrap();
-        first.rsplit(':').next().unwrap().parse().unwrap()
-    }
-
-    /// stdout and stderr of the container, stderr (drainit's and the fixture's lines) in order.
-    fn logs(&self) -> String {
-        let out = Command::new("docker")
-            .args(["logs", &self.id])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    }
-
-    /// The `ps` state (R, S, Z...) of each process in the container.
-    fn top(&self) -> Vec<String> {
-        // docker needs the pid column; the state is the second.
-        let out = docker(&["top", &self.id, "-o", "pid,stat"]);
-        out.lines()
-            .skip(1)
-            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
-            .collect()
-    }
-
-    fn inspect(&self, format: &str) -> String {
-        docker(&["inspect", "-f", format, &self.id])
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "-f", &self.id]).output();
     }
 }
