@@ -23,8 +23,9 @@
 //!   SigCgt lines and `pid P pgid G sid S`. Rust's runtime ignores SIGPIPE before `main`, so
 //!   SigIgn always has bit 13 set here; to see a child's real start-up state use `cat
 //!   /proc/self/status` as the child.
-//! - `--fork-grandchild`: start a copy of itself (same options, label `grandchild`) in the same
-//!   process group; this process's label defaults to `child`. Both print `ready`.
+//! - `--fork-grandchild`: once its own handlers are in (after its `ready`), start a copy of
+//!   itself (same options, label `grandchild`) in the same process group; this process's label
+//!   defaults to `child`. Both print `ready`, the child first.
 
 #![allow(
     clippy::unwrap_used,
@@ -164,7 +165,6 @@ fn main() {
     let mut o = parse_args();
     if o.fork_grandchild {
         o.label.get_or_insert_with(|| "child".to_string());
-        fork_grandchild();
     }
     if o.status {
         print_status(&o.label);
@@ -186,6 +186,11 @@ fn main() {
     let mut signals = Signals::new(all).expect("install signal handlers");
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None).expect("unblock signals");
     say(&o.label, "ready");
+    // Only now, so "grandchild ready" also means this process handles its signals: a test that
+    // waits for the grandchild and then signals the group must not meet a child still starting.
+    if o.fork_grandchild {
+        fork_grandchild();
+    }
     if let Some(ms) = o.exit_after {
         let label = o.label.clone();
         std::thread::spawn(move || {
