@@ -50,6 +50,11 @@ impl Child {
         self.reaped = true;
     }
 
+    /// The child's pid while it is not reaped; `None` after (the number may be reused).
+    pub fn unreaped(&self) -> Option<Pid> {
+        (!self.reaped).then_some(self.pid)
+    }
+
     pub fn is_reaped(&self) -> bool {
         self.reaped
     }

@@ -25,6 +25,9 @@ pub enum Why {
     DelayOver,
     /// A second stop signal cut the delay short.
     CutShort,
+    /// The first stop signal that is sent after `--rewrite` dropped the first: the grace period
+    /// starts with it.
+    StartsGrace,
 }
 
 /// What the event loop must do.
@@ -141,13 +144,15 @@ impl Drain {
             Phase::Holding { sig: held, .. } => self.forward(held, Why::CutShort, now),
             // The first forward sent nothing: this one is the first that stops the app.
             Phase::Forwarded { kill_at: None } => {
-                self.phase = Phase::Forwarded {
-                    kill_at: self.kill_at(sig, now),
+                let kill_at = self.kill_at(sig, now);
+                self.phase = Phase::Forwarded { kill_at };
+                // The step that starts the grace timer is worth its info line (point 3).
+                let why = if kill_at.is_some() {
+                    Why::StartsGrace
+                } else {
+                    Why::PassOn
                 };
-                vec![Action::Forward {
-                    sig,
-                    why: Why::PassOn,
-                }]
+                vec![Action::Forward { sig, why }]
             }
             Phase::Forwarded { .. } | Phase::Killed => vec![Action::Forward {
                 sig,
@@ -340,7 +345,7 @@ mod tests {
         // A stop signal that is sent is the forward the grace period follows.
         assert_eq!(
             d.on_stop_signal(Sig::INT, t + 2 * S),
-            fwd(Sig::INT, Why::PassOn)
+            fwd(Sig::INT, Why::StartsGrace)
         );
         assert_eq!(d.next_deadline(), Some(t + 3 * S));
         assert_eq!(d.on_tick(t + 3 * S), vec![Action::KillChild { grace: S }]);

@@ -22,6 +22,8 @@ use crate::status::{self, Ended};
 /// How long the final reap may take after SIGKILL: a process stuck in uninterruptible sleep must
 /// not keep PID 1 alive forever.
 const FINAL_REAP_LIMIT: Duration = Duration::from_secs(5);
+/// How often the leftover wait looks for processes that are not drainit's children (as PID 1).
+const STRANGERS_POLL: Duration = Duration::from_millis(50);
 /// poll's longest wait; a bound so a clock oddity can never park the loop for long.
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
@@ -42,6 +44,8 @@ pub struct EventLoop {
     forward_errors: Throttle,
     /// SIGCHLD was read and not yet followed by a reap; see `reap`.
     reap_due: bool,
+    /// As PID 1, only processes that are not drainit's children are left; see `reap`.
+    watch_strangers: bool,
 }
 
 impl EventLoop {
@@ -69,6 +73,7 @@ impl EventLoop {
             forward_errors: Throttle::new(Duration::from_secs(10)),
             // The first turn reaps whatever came: the child may have died before the loop.
             reap_due: true,
+            watch_strangers: false,
         }
     }
 
@@ -113,7 +118,13 @@ impl EventLoop {
                 .min(MAX_WAIT)
         });
         // A SIGCHLD read after this turn's reap (by `serve`) is no longer in the signalfd.
-        let wait = if self.reap_due { Duration::ZERO } else { wait };
+        let wait = if self.reap_due {
+            Duration::ZERO
+        } else if self.watch_strangers {
+            wait.min(STRANGERS_POLL)
+        } else {
+            wait
+        };
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -155,20 +166,31 @@ impl EventLoop {
     /// orphan handed to drainit as a zombie too), SIGCHLD is blocked from before the fork, so
     /// it waits in the signalfd, and one pending SIGCHLD stands for any number of endings,
     /// which is why one pass reaps until empty. The first turn reaps regardless.
+    ///
+    /// As PID 1, processes that are not drainit's children (`docker exec`, `nsenter`) end with
+    /// no SIGCHLD to drainit: while only they are left, `watch_strangers` has the loop look
+    /// every `STRANGERS_POLL` instead.
     fn reap(&mut self, now: Instant) {
-        if !std::mem::take(&mut self.reap_due) || (self.child.is_reaped() && self.drain.is_done()) {
+        let due = std::mem::take(&mut self.reap_due) || self.watch_strangers;
+        if !due || (self.child.is_reaped() && self.drain.is_done()) {
             return;
         }
-        let reaped = reap::reap(self.child.pid);
+        let reaped = reap::reap(self.child.unreaped());
         if let Some(ended) = reaped.child {
             self.child.mark_reaped();
-            self.ended = Some(ended);
+            self.ended.get_or_insert(ended);
             log_child_end(self.child.pid, ended);
-            let actions = self.drain.on_child_exit(now, !reaped.none_left);
+            let left = !reaped.none_left || reap::strangers_left();
+            let actions = self.drain.on_child_exit(now, left);
             self.perform(actions, now);
         }
+        self.watch_strangers = false;
         if reaped.none_left && self.child.is_reaped() {
-            self.drain.on_nothing_left();
+            if reap::strangers_left() {
+                self.watch_strangers = !self.drain.is_done();
+            } else {
+                self.drain.on_nothing_left();
+            }
         }
     }
 
@@ -283,6 +305,9 @@ impl EventLoop {
             Why::PassOn => log::debug!("forwarding {what} to {to}"),
             Why::NoDelay => log::info!("{sig} received: forwarding {what} to {to}"),
             Why::DelayOver => log::info!("drain delay over: forwarding {what} to {to}"),
+            Why::StartsGrace => {
+                log::info!("{sig} received: forwarding {what} to {to}; the grace period starts")
+            }
             Why::CutShort => {
                 log::info!("second stop signal: drain delay cut short, forwarding {what} to {to}")
             }
@@ -318,7 +343,7 @@ impl EventLoop {
     fn final_reap(&mut self) {
         let start = Instant::now();
         loop {
-            let reaped = reap::reap(self.child.pid);
+            let reaped = reap::reap(self.child.unreaped());
             if let Some(ended) = reaped.child {
                 // Only if the child ended in this same pass (e.g. a stop signal right at exit).
                 self.child.mark_reaped();

@@ -42,14 +42,16 @@ pub struct Reaped {
     pub none_left: bool,
 }
 
-/// Reap everything that has ended, without blocking.
-pub fn reap(child: Pid) -> Reaped {
+/// Reap everything that has ended, without blocking. `child`: the direct child's pid while it
+/// is not reaped yet; `None` after, so an orphan that later gets the same pid (pids are
+/// reused) is not taken for the child.
+pub fn reap(child: Option<Pid>) -> Reaped {
     let mut out = Reaped::default();
     loop {
         match sys::waitpid_any() {
             Ok(Some((pid, status))) => {
                 out.count += 1;
-                if pid == child {
+                if Some(pid) == child && out.child.is_none() {
                     out.child = Ended::from_raw(status);
                 }
             }
@@ -76,6 +78,13 @@ pub fn reap(child: Pid) -> Reaped {
 /// still some process's group id, so while a member lives the group is the child's. Once the
 /// group is empty the number could in principle come back as a new process's own group in
 /// the instants between the reap and this call; that is the price of having no `/proc`.
+/// As PID 1, are there processes in the namespace that are not drainit's children (a
+/// `docker exec` or `nsenter` session, whose parent is outside)? waitpid cannot see them, and
+/// no SIGCHLD tells when they end; kill(2) with signal 0 to -1 asks the kernel (ESRCH: none).
+pub fn strangers_left() -> bool {
+    is_pid1() && sys::kill(-1, 0).is_ok()
+}
+
 pub fn signal_leftovers(sig: Sig, group: Pid) -> bool {
     if is_pid1() {
         return sys::kill(-1, sig.0).is_ok();
@@ -88,7 +97,19 @@ pub fn signal_leftovers(sig: Sig, group: Pid) -> bool {
                  /proc, or run drainit as PID 1)"
             );
         }
-        return sys::kill(-group, sig.0).is_ok();
+        // Once the group is empty its number may be handed out again: never signal it again.
+        if GROUP_GONE.load(Ordering::Relaxed) {
+            return false;
+        }
+        return match sys::kill(-group, sig.0) {
+            Ok(()) => true,
+            Err(e) => {
+                if e == Errno::ESRCH {
+                    GROUP_GONE.store(true, Ordering::Relaxed);
+                }
+                false
+            }
+        };
     }
     let pids = descendants(std::process::id());
     for pid in &pids {
@@ -99,6 +120,8 @@ pub fn signal_leftovers(sig: Sig, group: Pid) -> bool {
 
 /// The fallback's warning is logged once.
 static PROC_WARNED: AtomicBool = AtomicBool::new(false);
+/// The fallback found the child's group empty (ESRCH).
+static GROUP_GONE: AtomicBool = AtomicBool::new(false);
 
 /// Is `/proc` a view of drainit's own PID namespace? Its `/proc/self` names us by our pid as
 /// that procfs's namespace counts: `getpid()` only in our own. A `/proc` of an outer namespace

@@ -79,6 +79,9 @@ pub fn is_forwarded(sig: Sig) -> bool {
 /// The signalfd, and so the queue of blocked signals behind it.
 pub struct Intake {
     fd: SignalFd,
+    /// The kinds already taken since the queue was last seen empty (bit N-1 for signal N): a
+    /// queue longer than one batch is still "pending together" across the batches.
+    seen: u64,
 }
 
 /// Block every signal in `caught()`, give SIGCHLD its default action and ignore the reserved
@@ -124,7 +127,7 @@ impl Intake {
         // Again: cheap, and the signalfd must never watch signals that are not blocked.
         pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&set), None)?;
         let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
-        Ok(Intake { fd })
+        Ok(Intake { fd, seen: 0 })
     }
 
     /// The descriptor to poll for readability.
@@ -140,10 +143,17 @@ impl Intake {
     /// second one to hear EAGAIN: a short read means the queue was empty behind it. That read
     /// sits between a signal's arrival and its forward (docs/performance.md, latency).
     pub fn pending(&mut self) -> Vec<Sig> {
-        coalesce(self.read_batch())
+        let (batch, emptied) = self.read_batch();
+        let out = coalesce(batch, &mut self.seen);
+        if emptied {
+            self.seen = 0;
+        }
+        out
     }
 
-    fn read_batch(&mut self) -> Vec<Sig> {
+    /// Up to `BATCH` queued signals, and whether the queue was seen empty behind them.
+    fn read_batch(&mut self) -> (Vec<Sig>, bool) {
+        let mut emptied = false;
         let mut out = Vec::new();
         let mut buf = [0u8; READ_AT_ONCE * SIGINFO_BYTES];
         while out.len() < BATCH {
@@ -161,18 +171,23 @@ impl Intake {
                             }),
                     );
                     if n < want {
+                        emptied = true;
                         break;
                     }
                 }
                 Err(nix::errno::Errno::EINTR) => {}
-                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(nix::errno::Errno::EAGAIN) => {
+                    emptied = true;
+                    break;
+                }
                 Err(e) => {
                     log::debug!("reading the signalfd: {e}");
+                    emptied = true;
                     break;
                 }
             }
         }
-        out
+        (out, emptied)
     }
 }
 
@@ -180,17 +195,23 @@ impl Intake {
 /// of a standard signal but queues every real-time one: five RTMIN+1s sent while drainit was
 /// stopped or busy would be five forwards, and two queued stop signals would read as "a second
 /// stop signal" and cut the drain delay short. Signals of one kind that were pending together
-/// are one event (contract, point 2), real-time ones included.
-fn coalesce(batch: Vec<Sig>) -> Vec<Sig> {
-    let mut seen = 0u64;
+/// are one event (contract, point 2), real-time ones included. `seen` carries the kinds taken
+/// from the same backlog by earlier batches (a backlog over `BATCH` signals is read in turns).
+///
+/// SIGCHLD always passes: it is never forwarded, only a cue to reap, and one that arrived after
+/// this backlog's earlier batch was reaped for must still wake the reaper.
+fn coalesce(batch: Vec<Sig>, seen: &mut u64) -> Vec<Sig> {
     batch
         .into_iter()
         .filter(|sig| {
+            if *sig == Sig::CHLD {
+                return true;
+            }
             let Some(bit) = (1..=64).contains(&sig.0).then(|| 1u64 << (sig.0 - 1)) else {
                 return true;
             };
-            let first = seen & bit == 0;
-            seen |= bit;
+            let first = *seen & bit == 0;
+            *seen |= bit;
             first
         })
         .collect()
@@ -203,14 +224,25 @@ mod tests {
     #[test]
     fn signals_of_one_kind_in_one_read_are_one_event_in_first_arrival_order() {
         let s = |v: &[i32]| v.iter().map(|n| Sig(*n)).collect::<Vec<_>>();
+        let fresh = |v: Vec<Sig>| coalesce(v, &mut 0);
         assert_eq!(
-            coalesce(s(&[18, 35, 35, 36, 36, 36, 36, 36, 10])),
+            fresh(s(&[18, 35, 35, 36, 36, 36, 36, 36, 10])),
             s(&[18, 35, 36, 10])
         );
-        assert_eq!(coalesce(s(&[64, 1, 64, 1, 15])), s(&[64, 1, 15]));
-        assert_eq!(coalesce(Vec::new()), Vec::new());
+        assert_eq!(fresh(s(&[64, 1, 64, 1, 15])), s(&[64, 1, 15]));
+        assert_eq!(fresh(Vec::new()), Vec::new());
         // Numbers no signal has (never read from a signalfd) are kept, not folded.
-        assert_eq!(coalesce(s(&[0, 0, 200])), s(&[0, 0, 200]));
+        assert_eq!(fresh(s(&[0, 0, 200])), s(&[0, 0, 200]));
+    }
+
+    #[test]
+    fn a_backlog_read_in_several_batches_is_still_one_event_per_kind_but_sigchld() {
+        let s = |v: &[i32]| v.iter().map(|n| Sig(*n)).collect::<Vec<_>>();
+        let mut seen = 0;
+        assert_eq!(coalesce(s(&[17, 37, 37]), &mut seen), s(&[17, 37]));
+        // The next batch of the same backlog: RTMIN+3 was taken already; SIGCHLD still wakes
+        // the reaper (a child may have ended since the last reap).
+        assert_eq!(coalesce(s(&[37, 17, 38]), &mut seen), s(&[17, 38]));
     }
 
     #[test]

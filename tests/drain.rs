@@ -215,15 +215,21 @@ fn queue_while_stopped(pid: i32, signals: &[(i32, usize)]) {
 #[test]
 fn real_time_signals_queued_together_are_forwarded_once_and_are_one_stop_signal() {
     // Stop signal RTMIN+1 (35; drainit's RTMIN is 34). Two of them pending together are one
-    // stop signal: the delay holds. Five RTMIN+2 pending together are one forward.
-    for pid1 in [true, false] {
+    // stop signal: the delay holds. Five RTMIN+2 pending together are one forward. 300 of each
+    // (a backlog longer than the 256 signals one loop turn takes) are still one of each.
+    for ((stops, others), pid1) in [
+        ((2, 5), true),
+        ((2, 5), false),
+        ((300, 300), true),
+        ((300, 300), false),
+    ] {
         let mut d = drainit(["-v", "--stop-signal", "RTMIN+1", "-d", "3s"])
             .pid1(pid1)
             .arg(example("print-signals"))
             .start();
         d.wait_stdout("ready");
         let sent = Instant::now();
-        queue_while_stopped(d.pid(), &[(35, 2), (36, 5)]);
+        queue_while_stopped(d.pid(), &[(35, stops), (36, others)]);
         d.wait_stderr("holding SIGRTMIN+1 for 3s");
         d.wait_stdout("SIGRTMIN+2");
         let got = d.wait_stdout("SIGRTMIN+1").at - sent;

@@ -285,3 +285,49 @@ fn without_proc_the_leftovers_in_the_child_s_group_are_stopped_with_one_warning(
         );
     }
 }
+
+#[test]
+fn as_pid1_a_process_that_is_not_drainit_s_child_gets_sigterm_and_its_time_too() {
+    // `docker exec` and `nsenter` put processes into the namespace whose parent is outside:
+    // waitpid never sees them and no SIGCHLD tells drainit when they end. "All of the
+    // namespace" (contract, point 5) includes them.
+    let dir = TempDir::new("stranger");
+    let go = dir.path("go");
+    let got_term = dir.path("got-term");
+    let ready = dir.path("ready");
+    let mut d = drainit(["-g", "30s"])
+        .arg("sh")
+        .arg("-c")
+        .arg(format!(
+            "while [ ! -e '{}' ]; do sleep 0.02; done; exit 6",
+            go.display()
+        ))
+        .start();
+    let script = format!(
+        "trap 'sleep 0.3; echo term > \"{}\"; exit 0' TERM; echo > \"{}\"; \
+         while :; do sleep 0.02; done",
+        got_term.display(),
+        ready.display()
+    );
+    let mut stranger = std::process::Command::new("nsenter")
+        .args(["-t", &d.pid().to_string(), "-p", "--", "sh", "-c", &script])
+        .spawn()
+        .unwrap();
+    wait_until("the stranger to start", DEADLINE, || ready.exists());
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(d.wait_exit(), 6, "{}", d.stderr());
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+    assert_eq!(
+        std::fs::read_to_string(&got_term)
+            .unwrap_or_default()
+            .trim(),
+        "term",
+        "the stranger was not given SIGTERM and its time\n{}",
+        d.stderr()
+    );
+    let log = d.stderr();
+    assert!(log.contains("sent SIGTERM to the processes left"), "{log}");
+    // It ended on TERM well within the 30 s: drainit noticed without a SIGCHLD.
+    assert!(!log.contains("still left after the wait"), "{log}");
+}
