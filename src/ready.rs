@@ -60,6 +60,10 @@ const LOG_WINDOW: Duration = Duration::from_secs(10);
 /// slowloris), and an allocation that fails lowers it: PID 1 must not die of a full heap or a
 /// tight RLIMIT_AS (`prlimit --as`), where Rust aborts on a failed allocation.
 const BUFFER_BUDGET: usize = 512 * 1024;
+/// After an allocation failed, how long the lowered budget holds before the full one is tried
+/// again: memory pressure passes, and a budget cut for good would leave probes evicting each
+/// other for the rest of the container's life.
+const BUDGET_RETRY: Duration = Duration::from_secs(60);
 /// One connection's buffers: one request head, and the answers waiting to be sent.
 const INPUT_BUFFER: usize = MAX_HEAD;
 const OUTPUT_BUFFER: usize = OUTPUT_SOFT_LIMIT + 2 * MAX_RESPONSE;
@@ -83,6 +87,8 @@ pub struct Server {
     evicted: u64,
     /// The most buffer bytes kept at once: `BUFFER_BUDGET`, lowered when an allocation fails.
     budget: usize,
+    /// When an allocation failure lowered `budget`; `None` while it is `BUFFER_BUDGET`.
+    budget_cut: Option<Instant>,
     memory_evictions: Throttle,
     memory_evicted: u64,
 }
@@ -138,6 +144,7 @@ impl Server {
             evictions: Throttle::new(LOG_WINDOW),
             evicted: 0,
             budget: BUFFER_BUDGET,
+            budget_cut: None,
             memory_evictions: Throttle::new(LOG_WINDOW),
             memory_evicted: 0,
         })
@@ -304,6 +311,13 @@ impl Server {
     /// buffers idle longest while there is no room. Did it get them? Log lines are written only
     /// after a connection was closed: a line costs an allocation too.
     fn give_buffers(&mut self, i: usize, now: Instant) -> bool {
+        if self
+            .budget_cut
+            .is_some_and(|at| now.saturating_duration_since(at) >= BUDGET_RETRY)
+        {
+            self.budget = BUFFER_BUDGET;
+            self.budget_cut = None;
+        }
         loop {
             let mut failed = None;
             if self.buffered() + CONN_BUFFERS <= self.budget {
@@ -317,6 +331,7 @@ impl Server {
                             .buffered()
                             .saturating_sub(CONN_BUFFERS)
                             .max(CONN_BUFFERS);
+                        self.budget_cut = Some(now);
                         failed = Some(e);
                     }
                 }
@@ -329,7 +344,7 @@ impl Server {
                 let why = match failed {
                     Some(_) => format!(
                         "cannot allocate {CONN_BUFFERS} bytes for a connection (out of memory \
-                         or RLIMIT_AS): buffering at most {} bytes from now on",
+                         or RLIMIT_AS): buffering at most {} bytes for the next minute",
                         self.budget
                     ),
                     None => format!("{} bytes buffered (the most it keeps)", self.budget),
