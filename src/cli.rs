@@ -51,7 +51,7 @@ struct Args {
           value_parser = parse::duration, allow_hyphen_values = true)]
     grace_period: Option<Duration>,
 
-    /// Serve /readyz and /livez on HOST:PORT, :PORT (all IPv4 interfaces) or [::]:PORT
+    /// Serve /readyz and /livez on HOST:PORT, :PORT (all interfaces, IPv4 and IPv6) or [::]:PORT
     #[arg(long, env = "DRAINIT_READY_ADDR", value_name = "ADDR", value_parser = parse::ready_addr,
           allow_hyphen_values = true)]
     ready_addr: Option<SocketAddr>,
