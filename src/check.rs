@@ -180,7 +180,9 @@ impl Checker {
                 }
                 Outcome::Fail(why) if unresolved && !self.warned_unresolved => {
                     self.warned_unresolved = true;
-                    log::warn!("ready check {target}: {why}; /readyz answers 503 until it resolves");
+                    log::warn!(
+                        "ready check {target}: {why}; /readyz answers 503 until it resolves"
+                    );
                 }
                 Outcome::Fail(why) => log::debug!("ready check {target}: not passing yet: {why}"),
                 Outcome::Pending => {}
@@ -828,9 +830,12 @@ mod tests {
             return;
         };
         let fill: Vec<_> = (0..3)
-            .map(|_| TcpStream::connect_timeout(&dead.local_addr().unwrap(), Duration::from_millis(100)))
+            .map(|_| {
+                TcpStream::connect_timeout(&dead.local_addr().unwrap(), Duration::from_millis(100))
+            })
             .collect();
-        let silent = TcpStream::connect_timeout(&dead.local_addr().unwrap(), Duration::from_millis(200));
+        let silent =
+            TcpStream::connect_timeout(&dead.local_addr().unwrap(), Duration::from_millis(200));
         assert!(silent.is_err(), "the premise: ::1 drops the SYN");
         let both = CheckTarget::Tcp(Endpoint {
             host: Host::Ip(Ipv6Addr::UNSPECIFIED.into()),

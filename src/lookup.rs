@@ -118,10 +118,8 @@ mod tests {
 
     #[test]
     fn answers_survive_the_pipe_encoding() {
-        let addrs: Vec<SocketAddr> = vec![
-            "[::1]:80".parse().unwrap(),
-            "127.0.0.1:80".parse().unwrap(),
-        ];
+        let addrs: Vec<SocketAddr> =
+            vec!["[::1]:80".parse().unwrap(), "127.0.0.1:80".parse().unwrap()];
         assert_eq!(decode("x", &encode(&Ok(addrs.clone()))), Ok(addrs));
         let why = "cannot resolve 'x': failed\nto look up".to_string();
         assert_eq!(
@@ -129,7 +127,11 @@ mod tests {
             Err("cannot resolve 'x': failed to look up".to_string())
         );
         assert!(decode("x", b"").unwrap_err().contains("did not answer"));
-        assert!(decode("x", b"A nonsense\n").unwrap_err().contains("garbled"));
+        assert!(
+            decode("x", b"A nonsense\n")
+                .unwrap_err()
+                .contains("garbled")
+        );
     }
 
     #[test]

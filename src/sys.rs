@@ -71,7 +71,8 @@ fn ignored_signals() -> u64 {
         // SAFETY: a zeroed sigaction is a valid out-parameter; a null new action only reads.
         let ignored = unsafe {
             let mut old: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+            libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN
         };
         if ignored {
             mask |= 1 << (sig - 1);
