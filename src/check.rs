@@ -344,10 +344,10 @@ impl Check {
         matches!(self.stage, Stage::Resolving(_))
     }
 
-    /// The lookup of a check that ended during it: its helper is still running.
+    /// The lookup of a check that ended during it, if its helper is still running.
     fn into_lookup(self) -> Option<Lookup> {
         match self.stage {
-            Stage::Resolving(lookup) => Some(lookup),
+            Stage::Resolving(lookup) if lookup.running() => Some(lookup),
             _ => None,
         }
     }

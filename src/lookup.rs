@@ -28,6 +28,8 @@ pub struct Lookup {
     name: String,
     pipe: File,
     got: Vec<u8>,
+    /// Has the helper's EOF (or a read error) been seen? Then it has finished with the pipe.
+    done: bool,
 }
 
 impl Lookup {
@@ -39,6 +41,7 @@ impl Lookup {
             name: name.to_string(),
             pipe: File::from(pipe),
             got: Vec::new(),
+            done: false,
         })
     }
 
@@ -50,8 +53,19 @@ impl Lookup {
         PollFd::new(self.pipe.as_fd(), PollFlags::POLLIN)
     }
 
+    /// Is the helper still at work (no EOF read yet)?
+    pub fn running(&self) -> bool {
+        !self.done
+    }
+
     /// Read what the helper sent. `None` until EOF; then the addresses, or why there are none.
     pub fn read(&mut self) -> Option<Result<Vec<SocketAddr>, String>> {
+        let answer = self.read_more();
+        self.done |= answer.is_some();
+        answer
+    }
+
+    fn read_more(&mut self) -> Option<Result<Vec<SocketAddr>, String>> {
         let mut buf = [0u8; 512];
         loop {
             match self.pipe.read(&mut buf) {
