@@ -18,7 +18,10 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Drainit, TempDir, drainit, example, free_port, wait_until};
+use common::{
+    DEADLINE, Drainit, TempDir, descendants_named, drainit, example, free_port, open_fds,
+    wait_until,
+};
 
 /// What "at once" means while a lookup hangs: a correctness bound, far below the silent
 /// resolver's 10 s and more, generous for a busy machine (speed belongs in bench/).
@@ -189,6 +192,7 @@ fn a_silent_nameserver_delays_neither_the_child_nor_signals_nor_readyz() {
             "127.0.0.1:0",
             "--ready-check",
             "tcp://nohost.example:80",
+            "-v",
         ])
         .arg(example("print-signals"))
         .shell(&in_private_mounts(&mounts))
@@ -211,6 +215,20 @@ fn a_silent_nameserver_delays_neither_the_child_nor_signals_nor_readyz() {
             took < PROMPT,
             "/readyz answered after {took:?} (PID 1: {pid1})"
         );
+        // The helper of the timed-out lookup is left to finish; meanwhile no other starts (the
+        // checks due fail at once), and it holds no socket of drainit's.
+        d.wait_stderr("of an earlier check is still running");
+        let helpers = descendants_named(d.pid(), "drainit");
+        assert!(helpers.len() <= 1, "one lookup at a time: {helpers:?}");
+        let ours: Vec<_> = open_fds(d.pid()).into_values().collect();
+        for helper in helpers {
+            // Its own resolver socket is there; none of drainit's (the readiness server's).
+            for (fd, target) in open_fds(helper) {
+                let shared =
+                    target.to_string_lossy().starts_with("socket:") && ours.contains(&target);
+                assert!(!shared, "the helper holds drainit's fd {fd}: {target:?}");
+            }
+        }
         let sent = Instant::now();
         d.send(libc::SIGTERM);
         let took = d.wait_stdout("SIGTERM").at - sent;
