@@ -1,22 +1,27 @@
 //! The readiness check (contract, point 8) and the health-check client (point 9) share this
 //! code. One check is a non-blocking TCP connect, or an HTTP GET read up to its status line, to
-//! each address of the target in turn until one connects (Docker's /etc/hosts has `::1
-//! localhost` beside `127.0.0.1 localhost`, and an app may listen on only one of them), within
-//! a deadline. Nothing in a check waits: a connect in progress, a request half sent and a status
-//! line half read are each resumed when poll says so, and at most one socket is open at a time.
+//! the addresses of the target until one connects (Docker's /etc/hosts has `::1 localhost`
+//! beside `127.0.0.1 localhost`, and an app may listen on only one of them), within a deadline.
+//! Nothing in a check waits: a lookup, a connect in progress, a request half sent and a status
+//! line half read are each resumed when poll says so.
+//!
+//! Each address gets `ATTEMPT_SLICE` of the deadline to itself: a connect that fails outright
+//! moves on at once, one still pending after its slice stays open while the next address gets
+//! its turn (Happy-Eyeballs-like), so an address that silently drops the SYN does not hide a
+//! live one after it.
 //!
 //! `Checker` runs checks for `--ready-check` from the event loop's poll: every 100 ms until the
 //! first one passes (so `/readyz` follows the app listening within about 0.1 s), then about once
 //! a second, each with a 1 s timeout; `passing` is the result of the latest finished check.
 //! `check_now` runs one check with a blocking poll loop, for `--probe`.
 //!
-//! An IP address is used as it is: no resolution, nothing blocks. A host name is resolved at each
-//! check with the system resolver (getaddrinfo: /etc/hosts, then DNS), which blocks while it
-//! looks; for a name in /etc/hosts (`localhost`, a Compose service's own name) that is a file
-//! read, but a DNS lookup holds the caller for as long as the resolver takes.
+//! An IP address is used as it is: no lookup. A host name is looked up at each check, off the
+//! loop, by a short-lived helper process (lookup.rs). A check that times out during its lookup
+//! leaves the helper to finish on its own; until its pipe reports EOF, no other lookup starts
+//! (a due check fails at once, "still running"), so a silent nameserver cannot pile helpers up.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
@@ -25,6 +30,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{SockaddrStorage, connect, getsockopt, sockopt};
 
 use crate::logging::{Throttle, human};
+use crate::lookup::Lookup;
 use crate::parse::{CheckTarget, Endpoint, Host};
 use crate::ready::tcp_socket;
 
@@ -35,6 +41,8 @@ const FIRST_PASS_INTERVAL: Duration = Duration::from_millis(100);
 const INTERVAL: Duration = Duration::from_secs(1);
 /// A check not finished this long after its start fails.
 const TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a connect has to itself before the next address gets its turn too.
+const ATTEMPT_SLICE: Duration = Duration::from_millis(250);
 /// An HTTP answer whose status line does not end within this many bytes fails.
 const MAX_STATUS_LINE: usize = 1024;
 /// How often the same kind of log line may appear; repeats in between are counted.
@@ -44,6 +52,8 @@ const LOG_WINDOW: Duration = Duration::from_secs(10);
 pub struct Checker {
     target: CheckTarget,
     check: Option<Check>,
+    /// The lookup of a check that timed out, still running: read to EOF, then gone.
+    stale: Option<Lookup>,
     /// When the first check is due: at once.
     created: Instant,
     /// When the latest check started; the next is due an interval after it.
@@ -51,72 +61,88 @@ pub struct Checker {
     passing: bool,
     /// Has any check passed yet? Failures before the first pass are the app starting up.
     ever_passed: bool,
+    /// Has a name that does not resolve been warned about (once, before the first pass)?
+    warned_unresolved: bool,
     /// Changes of the result since the last line about one.
     unlogged_changes: u64,
     changes_logged: Throttle,
 }
 
 impl Checker {
-    /// The first check starts at the first `on_poll`. A host name that does not resolve now is
-    /// kept (the app's container may not be up yet) with a warning: `/readyz` stays 503 until
-    /// it resolves and answers.
+    /// The first check starts at the first `on_poll`; nothing is looked up before (main runs
+    /// this before the spawn). A host name that does not resolve is kept (the app's container
+    /// may not be up yet) with a warning: `/readyz` stays 503 until it resolves and answers.
     pub fn new(target: CheckTarget) -> Checker {
-        if let Err(why) = addresses(target.endpoint()) {
-            log::warn!("ready check {target}: {why}; /readyz answers 503 until it resolves");
-        }
         Checker {
             target,
             check: None,
+            stale: None,
             created: Instant::now(),
             last_start: None,
             passing: false,
             ever_passed: false,
+            warned_unresolved: false,
             unlogged_changes: 0,
             changes_logged: Throttle::new(LOG_WINDOW),
         }
     }
 
-    /// The socket of the check in progress, if any, with what it waits for.
+    /// The descriptors of the check in progress, with what each waits for, then the pipe of a
+    /// stale lookup.
     pub fn poll_fds<'a>(&'a self, out: &mut Vec<PollFd<'a>>) {
         if let Some(c) = &self.check {
-            out.push(c.poll_fd());
+            c.poll_fds(out);
+        }
+        if let Some(l) = &self.stale {
+            out.push(l.poll_fd());
         }
     }
 
-    /// Act on poll's report for the descriptor `poll_fds` pushed (if it pushed one), and start
-    /// the next check when it is due. Never blocks, except to resolve a host name.
+    /// Act on poll's report for the descriptors `poll_fds` pushed, and start the next check
+    /// when it is due. Never blocks.
     pub fn on_poll(&mut self, revents: &[PollFlags], now: Instant) {
-        if let Some(check) = &mut self.check {
-            let ev = revents.first().copied().unwrap_or(PollFlags::empty());
-            let mut outcome = if ev.is_empty() {
-                Outcome::Pending
-            } else {
-                check.advance(ev)
-            };
-            if outcome == Outcome::Pending && now >= check.deadline {
-                outcome = Outcome::Fail(no_answer(TIMEOUT));
+        let mine = self.check.as_ref().map_or(0, Check::fd_count);
+        let (for_check, rest) = revents.split_at_checked(mine).unwrap_or((revents, &[]));
+        if let Some(stale) = &mut self.stale {
+            if rest.first().is_some_and(|ev| !ev.is_empty()) && stale.read().is_some() {
+                self.stale = None;
             }
+        }
+        if let Some(check) = &mut self.check {
+            let outcome = check.step(for_check, now);
             if outcome != Outcome::Pending {
-                self.check = None;
-                self.finish(outcome, now);
+                let resolving = check.resolving();
+                if let Some(c) = self.check.take() {
+                    self.stale = c.into_lookup();
+                }
+                self.finish(outcome, resolving, now);
             }
         }
         if self.check.is_none() && now >= self.next_start() {
             self.last_start = Some(now);
-            let (check, outcome) = Check::start(&self.target, now + TIMEOUT);
-            self.check = check;
-            if outcome != Outcome::Pending {
-                self.finish(outcome, now);
+            if let Some(stale) = &self.stale {
+                let why = format!(
+                    "the lookup of '{}' of an earlier check is still running",
+                    stale.name()
+                );
+                self.finish(Outcome::Fail(why), true, now);
+                return;
             }
+            let (check, outcome) = Check::start(&self.target, now, now + TIMEOUT);
+            if outcome != Outcome::Pending {
+                self.finish(outcome, false, now);
+            }
+            self.check = check;
         }
     }
 
-    /// The check's timeout while one runs, else the start of the next.
+    /// The check's next timer (its timeout, an address's slice) while one runs, else the start
+    /// of the next.
     pub fn next_deadline(&self) -> Option<Instant> {
         Some(
             self.check
                 .as_ref()
-                .map_or(self.next_start(), |c| c.deadline),
+                .map_or(self.next_start(), Check::next_wakeup),
         )
     }
 
@@ -137,10 +163,11 @@ impl Checker {
     }
 
     /// Record a finished check, and log when the result changes: the first pass at info,
-    /// failures before it at debug (the app is starting), each change after it at info, at
-    /// most one line per `LOG_WINDOW` (a change held back is logged with the next check after
-    /// the window, with the state as it is then), so a flapping app cannot flood the log.
-    fn finish(&mut self, outcome: Outcome, now: Instant) {
+    /// failures before it at debug (the app is starting; but a name that does not resolve is
+    /// warned about once), each change after it at info, at most one line per `LOG_WINDOW` (a
+    /// change held back is logged with the next check after the window, with the state as it
+    /// is then), so a flapping app cannot flood the log.
+    fn finish(&mut self, outcome: Outcome, unresolved: bool, now: Instant) {
         let passed = outcome == Outcome::Pass;
         let changed = passed != self.passing;
         self.passing = passed;
@@ -150,6 +177,12 @@ impl Checker {
                 Outcome::Pass => {
                     self.ever_passed = true;
                     log::info!("ready check {target} passes: /readyz answers 200");
+                }
+                Outcome::Fail(why) if unresolved && !self.warned_unresolved => {
+                    self.warned_unresolved = true;
+                    log::warn!(
+                        "ready check {target}: {why}; /readyz answers 503 until it resolves"
+                    );
                 }
                 Outcome::Fail(why) => log::debug!("ready check {target}: not passing yet: {why}"),
                 Outcome::Pending => {}
@@ -173,29 +206,28 @@ impl Checker {
     }
 }
 
-/// One check of `target`, run to its end (at most `timeout`) by a blocking poll loop: the
-/// health-check client, `--probe`. `Err` says why the target is not healthy.
+/// One check of `target`, run to its end (at most `timeout`, whatever the resolver does) by a
+/// blocking poll loop: the health-check client, `--probe`. `Err` says why the target is not
+/// healthy.
 pub fn check_now(target: &CheckTarget, timeout: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
-    let (mut check, mut outcome) = Check::start(target, deadline);
+    let start = Instant::now();
+    let (mut check, mut outcome) = Check::start(target, start, start + timeout);
     while let Some(c) = check.as_mut().filter(|_| outcome == Outcome::Pending) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            outcome = Outcome::Fail(no_answer(timeout));
-            break;
-        }
+        let left = c.next_wakeup().saturating_duration_since(Instant::now());
         // Rounded up, so the loop does not spin through the last millisecond.
         let wait = PollTimeout::try_from(left.saturating_add(Duration::from_micros(999)))
             .unwrap_or(PollTimeout::MAX);
-        let mut fds = [c.poll_fd()];
-        let ev = match poll(&mut fds, wait) {
-            Ok(_) => fds.first().and_then(PollFd::revents),
-            Err(Errno::EINTR) => None,
+        let mut fds = Vec::new();
+        c.poll_fds(&mut fds);
+        let revents: Vec<PollFlags> = match poll(&mut fds, wait) {
+            Ok(_) | Err(Errno::EINTR) => fds
+                .iter()
+                .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+                .collect(),
             Err(e) => return Err(format!("poll: {e}")),
         };
-        if let Some(ev) = ev.filter(|ev| !ev.is_empty()) {
-            outcome = c.advance(ev);
-        }
+        drop(fds);
+        outcome = c.step(&revents, Instant::now());
     }
     match outcome {
         Outcome::Pass => Ok(()),
@@ -215,12 +247,12 @@ enum Outcome {
     Fail(String),
 }
 
-/// Every address `endpoint` stands for, in the order to try them. An IP address is itself, but
-/// the unspecified one (`0.0.0.0`, `::`: "all interfaces" in a listen address) means this
-/// machine, so its loopback. A name is resolved now (see the module's note on blocking).
-fn addresses(endpoint: &Endpoint) -> Result<Vec<SocketAddr>, String> {
+/// The addresses an IP `endpoint` stands for, in the order to try them: itself, but the
+/// unspecified one (`0.0.0.0`, `::`: "all interfaces" in a listen address) means this machine,
+/// so its loopback. `None` for a name: that takes a lookup.
+fn ip_addresses(endpoint: &Endpoint) -> Option<Vec<SocketAddr>> {
     let port = endpoint.port;
-    let mut addrs: Vec<SocketAddr> = match &endpoint.host {
+    Some(match &endpoint.host {
         Host::Ip(IpAddr::V4(ip)) if ip.is_unspecified() => {
             vec![(Ipv4Addr::LOCALHOST, port).into()]
         }
@@ -230,52 +262,58 @@ fn addresses(endpoint: &Endpoint) -> Result<Vec<SocketAddr>, String> {
             (Ipv4Addr::LOCALHOST, port).into(),
         ],
         Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
-        Host::Name(name) => (name.as_str(), port)
-            .to_socket_addrs()
-            .map_err(|e| format!("cannot resolve '{name}': {e}"))?
-            .collect(),
-    };
-    // getaddrinfo may list one address twice (once per /etc/hosts line): try it once.
+        Host::Name(_) => return None,
+    })
+}
+
+/// `addrs` with each address once: getaddrinfo may list one twice (once per /etc/hosts line).
+fn distinct(mut addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
     let mut seen = Vec::with_capacity(addrs.len());
     addrs.retain(|a| {
         let new = !seen.contains(a);
         seen.push(*a);
         new
     });
-    if addrs.is_empty() {
-        return Err(format!("'{endpoint}' resolves to no address"));
-    }
-    Ok(addrs)
+    addrs
 }
 
-/// One check in progress: connected (or connecting) to `addr`, with `rest` to try if that
-/// connect fails.
+/// One check in progress.
 struct Check {
-    stream: TcpStream,
-    addr: SocketAddr,
     stage: Stage,
-    /// The addresses not tried yet, in order.
-    rest: std::vec::IntoIter<SocketAddr>,
-    /// Each address that did not connect, and why.
-    failures: Vec<(SocketAddr, String)>,
     /// The HTTP request, or `None` for a TCP check.
     request: Option<Vec<u8>>,
+    started: Instant,
     deadline: Instant,
 }
 
 enum Stage {
-    /// The non-blocking connect is in progress: POLLOUT, then SO_ERROR tells how it went.
-    Connecting,
-    /// Writing the request; `request[sent..]` is left.
-    Sending { sent: usize },
-    /// Reading until the status line is complete.
-    Reading { got: Vec<u8> },
+    /// The helper is looking the name up.
+    Resolving(Lookup),
+    /// Connects in progress, one address after the other.
+    Connecting(Attempts),
+    /// Connected: writing the request (`request[sent..]` is left), then reading until the
+    /// status line is complete.
+    Talking {
+        stream: TcpStream,
+        sent: usize,
+        got: Vec<u8>,
+    },
+}
+
+/// The connects of one check: those in progress, oldest first, and the addresses not tried.
+struct Attempts {
+    open: Vec<(SocketAddr, TcpStream)>,
+    rest: std::vec::IntoIter<SocketAddr>,
+    /// Each address that did not connect, and why.
+    failures: Vec<(SocketAddr, String)>,
+    /// When the next address gets its turn even if those open are still pending.
+    next_turn: Instant,
 }
 
 impl Check {
-    /// Resolve the target and start connecting to its first address. Loopback may connect (or
-    /// refuse) at once; then the outcome may already be known.
-    fn start(target: &CheckTarget, deadline: Instant) -> (Option<Check>, Outcome) {
+    /// Start a check: the lookup of a name, or connecting to an IP address. Loopback may connect
+    /// (or refuse) at once; then the outcome may already be known.
+    fn start(target: &CheckTarget, now: Instant, deadline: Instant) -> (Option<Check>, Outcome) {
         let request = match target {
             CheckTarget::Tcp(_) => None,
             CheckTarget::Http { host, path, .. } => Some(
@@ -283,104 +321,143 @@ impl Check {
                     .into_bytes(),
             ),
         };
-        let mut rest = match addresses(target.endpoint()) {
-            Ok(addrs) => addrs.into_iter(),
-            Err(why) => return (None, Outcome::Fail(why)),
-        };
-        let mut failures = Vec::new();
-        let Some((addr, stream)) = open_next(&mut rest, &mut failures) else {
-            return (None, Outcome::Fail(refused(&failures)));
+        let endpoint = target.endpoint();
+        let stage = match (ip_addresses(endpoint), &endpoint.host) {
+            (Some(addrs), _) => Stage::Connecting(Attempts::new(addrs, now)),
+            (None, Host::Name(name)) => match Lookup::start(name, endpoint.port) {
+                Ok(lookup) => Stage::Resolving(lookup),
+                Err(why) => return (None, Outcome::Fail(why)),
+            },
+            (None, Host::Ip(_)) => return (None, Outcome::Fail("no address".to_string())),
         };
         let mut check = Check {
-            stream,
-            addr,
-            stage: Stage::Connecting,
-            rest,
-            failures,
+            stage,
             request,
+            started: now,
             deadline,
         };
-        let outcome = check.on_connecting();
+        let outcome = check.step(&[], now);
         ((outcome == Outcome::Pending).then_some(check), outcome)
     }
 
-    fn poll_fd(&self) -> PollFd<'_> {
-        let interest = match self.stage {
-            Stage::Connecting | Stage::Sending { .. } => PollFlags::POLLOUT,
-            Stage::Reading { .. } => PollFlags::POLLIN,
-        };
-        PollFd::new(self.stream.as_fd(), interest)
+    fn resolving(&self) -> bool {
+        matches!(self.stage, Stage::Resolving(_))
     }
 
-    fn advance(&mut self, ev: PollFlags) -> Outcome {
+    /// The lookup of a check that ended during it, if its helper is still running.
+    fn into_lookup(self) -> Option<Lookup> {
         match self.stage {
-            Stage::Connecting => self.on_connecting(),
-            Stage::Sending { .. } => self.send(),
-            Stage::Reading { .. } if ev.intersects(PollFlags::POLLIN | PollFlags::POLLHUP) => {
-                self.read()
+            Stage::Resolving(lookup) if lookup.running() => Some(lookup),
+            _ => None,
+        }
+    }
+
+    fn fd_count(&self) -> usize {
+        match &self.stage {
+            Stage::Connecting(a) => a.open.len(),
+            _ => 1,
+        }
+    }
+
+    fn poll_fds<'a>(&'a self, out: &mut Vec<PollFd<'a>>) {
+        match &self.stage {
+            Stage::Resolving(lookup) => out.push(lookup.poll_fd()),
+            Stage::Connecting(a) => out.extend(
+                a.open
+                    .iter()
+                    .map(|(_, s)| PollFd::new(s.as_fd(), PollFlags::POLLOUT)),
+            ),
+            Stage::Talking { stream, sent, .. } => {
+                let sending = self.request.as_ref().is_some_and(|r| *sent < r.len());
+                let interest = if sending {
+                    PollFlags::POLLOUT
+                } else {
+                    PollFlags::POLLIN
+                };
+                out.push(PollFd::new(stream.as_fd(), interest));
             }
-            Stage::Reading { .. } => Outcome::Fail("connection error".to_string()),
         }
     }
 
-    /// While connecting: go on once connected; when the connect failed, connect to the next
-    /// address (a refusal on `::1` says nothing about `127.0.0.1`); fail when none is left.
-    fn on_connecting(&mut self) -> Outcome {
-        loop {
-            match self.connected() {
-                Ok(true) => return self.after_connect(),
-                Ok(false) => return Outcome::Pending,
-                Err(why) => self.failures.push((self.addr, why)),
+    /// When the check needs a turn even if poll reports nothing: its deadline, or the next
+    /// address's turn.
+    fn next_wakeup(&self) -> Instant {
+        match &self.stage {
+            Stage::Connecting(a) if a.rest.len() > 0 => a.next_turn.min(self.deadline),
+            _ => self.deadline,
+        }
+    }
+
+    /// Act on poll's report for the descriptors `poll_fds` pushed (none: only the timers),
+    /// as of `now`.
+    fn step(&mut self, revents: &[PollFlags], now: Instant) -> Outcome {
+        let outcome = self.advance(revents, now);
+        if outcome != Outcome::Pending || now < self.deadline {
+            return outcome;
+        }
+        let waited = self.deadline.saturating_duration_since(self.started);
+        match &self.stage {
+            Stage::Resolving(lookup) => Outcome::Fail(format!(
+                "cannot resolve '{}': the resolver did not answer within {}",
+                lookup.name(),
+                human(waited)
+            )),
+            _ => Outcome::Fail(no_answer(waited)),
+        }
+    }
+
+    fn advance(&mut self, revents: &[PollFlags], now: Instant) -> Outcome {
+        let ev = revents.first().copied().unwrap_or(PollFlags::empty());
+        match &mut self.stage {
+            Stage::Resolving(lookup) => {
+                if ev.is_empty() {
+                    return Outcome::Pending;
+                }
+                match lookup.read() {
+                    None => Outcome::Pending,
+                    Some(Err(why)) => Outcome::Fail(why),
+                    Some(Ok(addrs)) => {
+                        self.stage = Stage::Connecting(Attempts::new(distinct(addrs), now));
+                        self.advance(&[], now)
+                    }
+                }
             }
-            match open_next(&mut self.rest, &mut self.failures) {
-                Some((addr, stream)) => (self.addr, self.stream) = (addr, stream),
-                None => return Outcome::Fail(refused(&self.failures)),
-            }
+            Stage::Connecting(attempts) => match attempts.advance(now) {
+                Err(why) => Outcome::Fail(why),
+                Ok(None) => Outcome::Pending,
+                Ok(Some(_)) if self.request.is_none() => Outcome::Pass,
+                Ok(Some(stream)) => {
+                    self.stage = Stage::Talking {
+                        stream,
+                        sent: 0,
+                        got: Vec::new(),
+                    };
+                    self.talk()
+                }
+            },
+            Stage::Talking { .. } => self.talk(),
         }
     }
 
-    /// Has the connect finished? SO_ERROR says how; poll's POLLOUT says when.
-    fn connected(&self) -> Result<bool, String> {
-        match getsockopt(&self.stream, sockopt::SocketError) {
-            Ok(0) => {}
-            Ok(err) => return Err(Errno::from_raw(err).desc().to_string()),
-            Err(e) => return Err(e.desc().to_string()),
-        }
-        // No error yet: connected, or still connecting (then there is no peer).
-        Ok(self.stream.peer_addr().is_ok())
-    }
-
-    fn after_connect(&mut self) -> Outcome {
-        if self.request.is_none() {
-            return Outcome::Pass;
-        }
-        self.stage = Stage::Sending { sent: 0 };
-        self.send()
-    }
-
-    fn send(&mut self) -> Outcome {
-        let (Stage::Sending { sent }, Some(request)) = (&mut self.stage, &self.request) else {
+    /// Send the request, then read the status line, as far as the socket lets us now (an
+    /// error poll reported comes back from the read).
+    fn talk(&mut self) -> Outcome {
+        let (Stage::Talking { stream, sent, got }, Some(request)) =
+            (&mut self.stage, &self.request)
+        else {
             return Outcome::Pending;
         };
         while *sent < request.len() {
-            match self.stream.write(request.get(*sent..).unwrap_or_default()) {
+            match stream.write(request.get(*sent..).unwrap_or_default()) {
                 Ok(n) => *sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Pending,
                 Err(e) => return Outcome::Fail(format!("sending the request: {e}")),
             }
         }
-        self.stage = Stage::Reading { got: Vec::new() };
-        self.read()
-    }
-
-    fn read(&mut self) -> Outcome {
-        let Stage::Reading { got } = &mut self.stage else {
-            return Outcome::Pending;
-        };
         let mut buf = [0u8; 512];
         loop {
-            match self.stream.read(&mut buf) {
+            match stream.read(&mut buf) {
                 Ok(0) => {
                     return status_outcome(got)
                         .unwrap_or_else(|| Outcome::Fail("closed before answering".to_string()));
@@ -398,6 +475,67 @@ impl Check {
             }
         }
     }
+}
+
+impl Attempts {
+    fn new(addrs: Vec<SocketAddr>, now: Instant) -> Attempts {
+        Attempts {
+            open: Vec::new(),
+            rest: addrs.into_iter(),
+            failures: Vec::new(),
+            next_turn: now,
+        }
+    }
+
+    /// The stream that connected, if one has; `Err` once every address failed. A connect that
+    /// fails (a refusal on `::1` says nothing about `127.0.0.1`) gives its turn to the next
+    /// address at once, one still pending after `ATTEMPT_SLICE` shares it with the next.
+    fn advance(&mut self, now: Instant) -> Result<Option<TcpStream>, String> {
+        loop {
+            let mut i = 0;
+            while let Some((addr, stream)) = self.open.get(i) {
+                match connected(stream) {
+                    Ok(true) => {
+                        let (_, stream) = self.open.swap_remove(i);
+                        // The others are dropped (closed) with `self`.
+                        self.open.clear();
+                        return Ok(Some(stream));
+                    }
+                    Ok(false) => i += 1,
+                    Err(why) => {
+                        self.failures.push((*addr, why));
+                        self.open.remove(i);
+                        self.next_turn = now;
+                    }
+                }
+            }
+            if now < self.next_turn || self.rest.len() == 0 {
+                break;
+            }
+            match open_next(&mut self.rest, &mut self.failures) {
+                Some(attempt) => {
+                    self.open.push(attempt);
+                    self.next_turn = now + ATTEMPT_SLICE;
+                }
+                None => break,
+            }
+        }
+        if self.open.is_empty() {
+            return Err(refused(&self.failures));
+        }
+        Ok(None)
+    }
+}
+
+/// Has the connect finished? SO_ERROR says how; poll's POLLOUT says when.
+fn connected(stream: &TcpStream) -> Result<bool, String> {
+    match getsockopt(stream, sockopt::SocketError) {
+        Ok(0) => {}
+        Ok(err) => return Err(Errno::from_raw(err).desc().to_string()),
+        Err(e) => return Err(e.desc().to_string()),
+    }
+    // No error yet: connected, or still connecting (then there is no peer).
+    Ok(stream.peer_addr().is_ok())
 }
 
 /// The outcome, once `got` holds a whole status line: 2xx passes.
@@ -478,7 +616,6 @@ mod tests {
             }
             let mut fds = Vec::new();
             c.poll_fds(&mut fds);
-            assert_eq!(fds.len(), 1, "one socket at a time");
             let _ = poll(&mut fds, PollTimeout::from(20u8));
             let revents: Vec<PollFlags> = fds.iter().map(|f| f.revents().unwrap()).collect();
             drop(fds);
@@ -672,15 +809,40 @@ mod tests {
     }
 
     #[test]
-    fn a_name_is_resolved_to_all_its_addresses() {
-        let e = Endpoint {
-            host: Host::Name("localhost".to_string()),
-            port: 80,
+    fn each_address_is_tried_once() {
+        let a: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        let b: SocketAddr = "[::1]:80".parse().unwrap();
+        assert_eq!(distinct(vec![b, a, b, a]), vec![b, a]);
+    }
+
+    #[test]
+    fn an_address_that_drops_the_syn_does_not_hide_the_next_one() {
+        // `[::]` is `::1`, then `127.0.0.1`. On `::1` a listener whose accept queue is full:
+        // the kernel drops further SYNs, as a firewall or a dead host does; on 127.0.0.1 the app.
+        let Ok(dead) = TcpListener::bind("[::1]:0") else {
+            eprintln!("skipped: no IPv6 loopback here");
+            return;
         };
-        let addrs = addresses(&e).unwrap();
-        assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 80));
-        let unique: std::collections::HashSet<_> = addrs.iter().collect();
-        assert_eq!(unique.len(), addrs.len(), "each address once: {addrs:?}");
+        let port = dead.local_addr().unwrap().port();
+        nix::sys::socket::listen(&dead, nix::sys::socket::Backlog::new(0).unwrap()).unwrap();
+        let Ok(_app) = TcpListener::bind(("127.0.0.1", port)) else {
+            eprintln!("skipped: port {port} taken on 127.0.0.1");
+            return;
+        };
+        let fill: Vec<_> = (0..3)
+            .map(|_| {
+                TcpStream::connect_timeout(&dead.local_addr().unwrap(), Duration::from_millis(100))
+            })
+            .collect();
+        let silent =
+            TcpStream::connect_timeout(&dead.local_addr().unwrap(), Duration::from_millis(200));
+        assert!(silent.is_err(), "the premise: ::1 drops the SYN");
+        let both = CheckTarget::Tcp(Endpoint {
+            host: Host::Ip(Ipv6Addr::UNSPECIFIED.into()),
+            port,
+        });
+        assert_eq!(check_now(&both, TIMEOUT), Ok(()));
+        drop(fill);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod event_loop;
 mod fds;
 mod http;
 mod logging;
+mod lookup;
 mod parse;
 mod probe;
 mod ready;

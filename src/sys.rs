@@ -12,6 +12,8 @@
 //! - `close_raw`: inherited descriptors are known only by number (contract, point 1).
 //! - `restore_default`: nix's `signal` is unsafe because a handler could be any code; SIG_DFL
 //!   is none.
+//! - `fork_helper`: a short-lived child that runs one blocking job (a host-name lookup) and
+//!   writes its answer to a pipe, so the event loop never waits for it (drainit has no threads).
 //! - `ignore_reserved`: the C library refuses to set any disposition for the real-time signals
 //!   it keeps for itself, so only the raw syscall can stop one of them from killing drainit.
 #![allow(unsafe_code)]
@@ -34,6 +36,7 @@ const KERNEL_SIGSET_BYTES: libc::size_t = 8;
 /// (`ignore_reserved`). Ignored is the one disposition that survives exec (handlers are reset
 /// to default), so it is all the child has to undo. The raw rt_sigaction, as in
 /// `ignore_reserved`: libc's sigaction refuses to even report on the reserved numbers.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 fn ignored_signals() -> u64 {
     let mut mask = 0u64;
     for sig in 1..=MAX_SIGNAL {
@@ -52,6 +55,26 @@ fn ignored_signals() -> u64 {
             )
         };
         if rc == 0 && old.first().copied() == Some(libc::SIG_IGN as u64) {
+            mask |= 1 << (sig - 1);
+        }
+    }
+    mask
+}
+
+/// Elsewhere the kernel's struct sigaction has another layout (MIPS puts the flags first), so
+/// ask the C library, which knows it; it refuses the numbers it reserves, which `ignore_reserved`
+/// leaves alone there anyway.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn ignored_signals() -> u64 {
+    let mut mask = 0u64;
+    for sig in 1..=MAX_SIGNAL {
+        // SAFETY: a zeroed sigaction is a valid out-parameter; a null new action only reads.
+        let ignored = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN
+        };
+        if ignored {
             mask |= 1 << (sig - 1);
         }
     }
@@ -131,6 +154,88 @@ pub fn fork_exec(argv: &[CString], err_pipe: &OwnedFd, take_terminal: bool) -> R
         let bytes = errno.to_ne_bytes();
         libc::write(err_fd, bytes.as_ptr().cast(), bytes.len());
         libc::_exit(127)
+    }
+}
+
+/// The descriptor the helper of `fork_helper` writes its answer to.
+const HELPER_OUT: RawFd = 3;
+
+/// Run `job` in a forked child, the helper, and return the read end of a pipe (non-blocking,
+/// close-on-exec) that gets what `job` returned, then EOF. The helper is an ordinary child:
+/// drainit's reaper reaps it; nobody signals it by pid (once reaped, its pid may be anyone's).
+/// It keeps only the pipe (fd 3) and /dev/null on 0-2, so it holds no connection of the
+/// readiness server open and writes nothing to drainit's stdout or stderr; its signals are
+/// unblocked, TERM, INT and ALRM at their default action (so the leftover sweep's SIGTERM ends
+/// it), and it dies of SIGALRM `lifetime_secs` after it started, whatever `job` waits for. It
+/// runs no destructor and no atexit handler (`_exit`).
+///
+/// The caller must be single-threaded (drainit is), so the child may run ordinary Rust code:
+/// no lock is held by a thread that the fork left behind.
+pub fn fork_helper(lifetime_secs: u32, job: impl FnOnce() -> Vec<u8>) -> Result<OwnedFd, Errno> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    // SAFETY: drainit is single-threaded, so the child is a whole copy: no lock (malloc's, std's
+    // environment lock around getaddrinfo) is held by a thread that does not exist in it, and
+    // the child may allocate and call getaddrinfo. drainit installs no signal handler (it reads a
+    // signalfd), so none runs in the child. The child never returns from this block: it ends in
+    // `_exit`, so no Rust destructor (of `read`, `write`, or anything of the parent's) and no
+    // atexit handler runs there; a panic in `job` is caught and ends it the same way.
+    unsafe {
+        let pid = libc::fork();
+        if pid < 0 {
+            return Err(Errno::last());
+        }
+        if pid > 0 {
+            drop(write);
+            return Ok(read);
+        }
+        // The helper. Its answer goes to fd 3; everything else of drainit's is closed, 0-2 are
+        // /dev/null (a library that writes to stderr must not reach drainit's log).
+        let w = write.as_raw_fd();
+        if w != HELPER_OUT && libc::dup2(w, HELPER_OUT) != HELPER_OUT {
+            libc::_exit(1);
+        }
+        if libc::syscall(libc::SYS_close_range, HELPER_OUT + 1, libc::c_uint::MAX, 0) != 0 {
+            // Before Linux 5.9: one close per possible descriptor.
+            let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(0, 65536) as RawFd;
+            for fd in HELPER_OUT + 1..max {
+                libc::close(fd);
+            }
+        }
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            for fd in 0..HELPER_OUT {
+                if fd != null {
+                    libc::dup2(null, fd);
+                }
+            }
+            if null > HELPER_OUT {
+                libc::close(null);
+            }
+        }
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGALRM] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::alarm(lifetime_secs);
+        let Ok(answer) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) else {
+            libc::_exit(1)
+        };
+        let mut left: &[u8] = &answer;
+        while !left.is_empty() {
+            let n = libc::write(HELPER_OUT, left.as_ptr().cast(), left.len());
+            if n < 0 && Errno::last() == Errno::EINTR {
+                continue;
+            }
+            match usize::try_from(n).ok().filter(|n| *n > 0) {
+                Some(n) => left = left.get(n..).unwrap_or_default(),
+                None => libc::_exit(1),
+            }
+        }
+        libc::_exit(0)
     }
 }
 

@@ -417,6 +417,21 @@ fn localhost_is_found_on_127_0_0_1_with_dockers_etc_hosts() {
 }
 
 #[test]
+fn a_silent_nameserver_gets_an_answer_within_two_seconds() {
+    // The probe gives up at its 1.9 s deadline, whatever the resolver does (here: 10 s).
+    let dir = TempDir::new("probe-dns");
+    let (_dns, mounts) = common::silent_nameserver(&dir);
+    let target = "http://nohost.example:80/";
+    let p = probe_with(&["--probe", target], &[], Some(&mounts));
+    assert_unhealthy(
+        &p,
+        target,
+        "cannot resolve 'nohost.example': the resolver did not answer within 1.9s",
+    );
+    assert!(p.took < Duration::from_secs(5), "{p:?}");
+}
+
+#[test]
 fn a_probe_never_leaves_a_connection_open_on_the_server() {
     // The probe closes its socket when it exits: a server that counts connections sees each
     // one end (read returns 0) rather than pile up.

@@ -16,9 +16,16 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Drainit, TempDir, drainit, free_port, wait_until};
+use common::{
+    DEADLINE, Drainit, TempDir, descendants_named, drainit, example, free_port, open_fds,
+    wait_until,
+};
+
+/// What "at once" means while a lookup hangs: a correctness bound, far below the silent
+/// resolver's 10 s and more, generous for a busy machine (speed belongs in bench/).
+const PROMPT: Duration = Duration::from_secs(4);
 
 /// Docker's default /etc/hosts (the part about localhost), for which glibc returns `::1` first.
 const DOCKER_HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
@@ -163,4 +170,133 @@ fn a_name_that_does_not_resolve_at_start_is_kept_and_warned_about() {
     wait_until("/readyz to turn 200", DEADLINE, || {
         status(port, "/readyz") == 200
     });
+}
+
+/// `setup` (shell commands) run in a private mount namespace, then the rest of the command line.
+fn in_private_mounts(setup: &str) -> String {
+    format!(
+        "exec unshare --mount --propagation private bash -c '{setup} && exec \"$@\"' bash \"$@\""
+    )
+}
+
+#[test]
+fn a_silent_nameserver_delays_neither_the_child_nor_signals_nor_readyz() {
+    // The name is looked up by a helper process, off the loop: drainit starts the child, answers
+    // /readyz and forwards SIGTERM at once while the lookup hangs (getaddrinfo waits 10 s+).
+    let dir = TempDir::new("ready-check-dns");
+    let (_dns, mounts) = common::silent_nameserver(&dir);
+    for pid1 in [true, false] {
+        let started = Instant::now();
+        let mut d = drainit([
+            "--ready-addr",
+            "127.0.0.1:0",
+            "--ready-check",
+            "tcp://nohost.example:80",
+            "-v",
+        ])
+        .arg(example("print-signals"))
+        .shell(&in_private_mounts(&mounts))
+        .pid1(pid1)
+        .start();
+        d.wait_stdout("ready");
+        let took = started.elapsed();
+        assert!(
+            took < PROMPT,
+            "the child started after {took:?} (PID 1: {pid1})"
+        );
+        let port = ready_port(&d);
+        // A lookup is hanging now (the first check's), or has just given up.
+        d.wait_stderr("cannot resolve 'nohost.example': the resolver did not answer within 1s");
+        let asked = Instant::now();
+        assert_eq!(status(port, "/readyz"), 503);
+        assert_eq!(status(port, "/livez"), 200);
+        let took = asked.elapsed();
+        assert!(
+            took < PROMPT,
+            "/readyz answered after {took:?} (PID 1: {pid1})"
+        );
+        // The helper of the timed-out lookup is left to finish; meanwhile no other starts (the
+        // checks due fail at once), and it holds no socket of drainit's.
+        d.wait_stderr("of an earlier check is still running");
+        let helpers = descendants_named(d.pid(), "drainit");
+        assert!(helpers.len() <= 1, "one lookup at a time: {helpers:?}");
+        let ours: Vec<_> = open_fds(d.pid()).into_values().collect();
+        for helper in helpers {
+            // Its own resolver socket is there; none of drainit's (the readiness server's).
+            for (fd, target) in open_fds(helper) {
+                let shared =
+                    target.to_string_lossy().starts_with("socket:") && ours.contains(&target);
+                assert!(!shared, "the helper holds drainit's fd {fd}: {target:?}");
+            }
+        }
+        let sent = Instant::now();
+        d.send(libc::SIGTERM);
+        let took = d.wait_stdout("SIGTERM").at - sent;
+        assert!(
+            took < PROMPT,
+            "SIGTERM forwarded after {took:?} (PID 1: {pid1})"
+        );
+        // And the helper does not hold up the exit: the leftover sweep's SIGTERM ends it.
+        let sent = Instant::now();
+        assert_eq!(d.wait_exit(), 0);
+        let took = sent.elapsed();
+        assert!(
+            took < PROMPT,
+            "drainit exited after {took:?} (PID 1: {pid1})"
+        );
+    }
+}
+
+#[test]
+fn a_name_whose_first_address_drops_the_syn_passes_on_its_second() {
+    // `twohomes` is ::1 (first, as glibc sorts it) and 127.0.0.1. On [::1]:PORT a listener
+    // whose accept queue is full: the kernel drops further SYNs, as for a dead host. On
+    // 127.0.0.1:PORT the app. Each address gets a slice of the check's 1 s, so it passes.
+    let Ok(dead) = TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    };
+    let port = dead.local_addr().unwrap().port();
+    nix::sys::socket::listen(&dead, nix::sys::socket::Backlog::new(0).unwrap()).unwrap();
+    let Ok(_app) = TcpListener::bind(("127.0.0.1", port)) else {
+        eprintln!("skipped: port {port} is taken on 127.0.0.1");
+        return;
+    };
+    let _queued: Vec<_> = (0..3)
+        .map(|_| {
+            TcpStream::connect_timeout(&dead.local_addr().unwrap(), Duration::from_millis(100))
+        })
+        .collect();
+    assert!(
+        TcpStream::connect_timeout(&dead.local_addr().unwrap(), Duration::from_millis(300))
+            .is_err(),
+        "the premise: [::1]:{port} drops the SYN"
+    );
+    let dir = TempDir::new("ready-check-two");
+    let hosts = dir.path("hosts");
+    std::fs::write(
+        &hosts,
+        format!("{DOCKER_HOSTS}::1\ttwohomes\n127.0.0.1\ttwohomes\n"),
+    )
+    .unwrap();
+    let check = format!("tcp://twohomes:{port}");
+    let d = drainit(["--ready-addr", "127.0.0.1:0", "--ready-check", &check])
+        .args(["--", "bash", "-c"])
+        .arg(format!(
+            "getent ahosts twohomes | head -1 > {}; exec sleep 1000",
+            dir.path("first").display()
+        ))
+        .shell(&private_etc_hosts(&hosts))
+        .start();
+    let port = ready_port(&d);
+    wait_until(
+        &format!("/readyz to answer 200 with {check}"),
+        DEADLINE,
+        || status(port, "/readyz") == 200,
+    );
+    let first = std::fs::read_to_string(dir.path("first")).unwrap();
+    assert!(
+        first.starts_with("::1"),
+        "the premise, ::1 first: {first:?}"
+    );
 }

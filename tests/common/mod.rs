@@ -866,3 +866,35 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A nameserver that never answers: a UDP socket on a spare loopback address (127.0.0.77 and
+/// on) that the test holds open and never reads, so queries are neither answered nor refused
+/// and getaddrinfo waits its full timeout (5 s, 2 attempts). Returns the socket (keep it) and
+/// the shell commands that bind-mount, in a private mount namespace, a resolv.conf naming it,
+/// an nsswitch.conf that asks files then DNS, and an /etc/hosts with localhost only. As root.
+pub fn silent_nameserver(dir: &TempDir) -> (std::net::UdpSocket, String) {
+    let (socket, ip) = (77..=99)
+        .find_map(|n| {
+            let ip = format!("127.0.0.{n}");
+            std::net::UdpSocket::bind((ip.as_str(), 53))
+                .ok()
+                .map(|s| (s, ip))
+        })
+        .expect("a free UDP port 53 on 127.0.0.77-99 (the tests run as root)");
+    let files = [
+        (
+            "resolv.conf",
+            format!("nameserver {ip}\noptions timeout:5 attempts:2\n"),
+        ),
+        ("nsswitch.conf", "hosts: files dns\n".to_string()),
+        ("hosts", "127.0.0.1\tlocalhost\n".to_string()),
+    ];
+    let mounts: Vec<String> = files
+        .iter()
+        .map(|(name, text)| {
+            std::fs::write(dir.path(name), text).unwrap();
+            format!("mount --bind {} /etc/{name}", dir.path(name).display())
+        })
+        .collect();
+    (socket, mounts.join(" && "))
+}
