@@ -49,7 +49,12 @@ fn marker() -> (i32, String) {
 fn flush_grandchild(d: &Drainit, grandchild: i32, n: usize) {
     let (m, mname) = marker();
     let line = format!("grandchild {mname}");
-    assert!(kill(grandchild, m));
+    assert!(
+        kill(grandchild, m),
+        "the grandchild {grandchild} is gone\n--- stdout:\n{}\n--- stderr:\n{}",
+        d.stdout(),
+        d.stderr()
+    );
     wait_until(&format!("{line} #{n}"), DEADLINE, || {
         d.stdout_lines().iter().filter(|l| l.text == line).count() >= n
     });
@@ -139,7 +144,7 @@ fn a_changed_stop_signal_goes_to_the_group_and_term_then_to_the_child_alone() {
 /// trap waits for the app and exits 7.
 const WRAPPER: &str = "trap 'echo sh SIGUSR1' USR1; trap 'echo sh SIGHUP' HUP; \
      trap 'echo sh SIGTERM; wait \"$g\"; exit 7' TERM; \
-     \"$0\" --label grandchild & g=$!; \
+     \"$0\" --label grandchild & g=$!; echo sh waiting; \
      while kill -0 \"$g\" 2>/dev/null; do wait \"$g\"; done";
 
 fn wrapped(args: &[&str], pid1: bool) -> (Drainit, i32) {
@@ -149,6 +154,8 @@ fn wrapped(args: &[&str], pid1: bool) -> (Drainit, i32) {
         .arg(example("print-signals"))
         .start();
     d.wait_stdout("grandchild ready");
+    // And the shell has the app's pid for its TERM trap (under load it may print "ready" first).
+    d.wait_stdout("sh waiting");
     assert_eq!(stat(d.child()).unwrap().comm, "sh");
     let grandchild = d.process_with_arg("grandchild");
     (d, grandchild)
@@ -192,6 +199,7 @@ fn behind_sh_c_with_g_every_forwarded_signal_reaches_the_app() {
             .arg(example("print-signals"))
             .start();
         d.wait_stdout("grandchild ready");
+        d.wait_stdout("sh waiting");
         for (sig, name) in forwarded() {
             d.send_and_see(sig, &format!("grandchild {name}"));
         }
