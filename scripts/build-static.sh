@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the shipped drainit: a static musl binary for x86_64 or aarch64 (arm64), built for size.
 # The only place release flags live; Cargo.toml keeps a plain stable profile, so
-# `cargo build --release` on stable still works for anyone building from source (about 820 KB static).
+# `cargo build --release` on stable still works for anyone building from source (about 830 KB static).
 #
 #   scripts/build-static.sh [x86_64|aarch64]   build (default x86_64); the last stdout line is
 #                                              the binary's absolute path
