@@ -95,17 +95,7 @@ fn localhost_with_ipv6_listed_first_finds_an_app_on_127_0_0_1() {
             .shell(&private_etc_hosts(&hosts))
             .pid1(pid1)
             .start();
-        let port = ready_port(&d);
-        wait_until(
-            &format!("/readyz to answer 200 with {check} (PID 1: {pid1})"),
-            DEADLINE,
-            || status(port, "/readyz") == 200,
-        );
-        let first = std::fs::read_to_string(dir.path("first")).unwrap();
-        assert!(
-            first.starts_with("::1"),
-            "the premise, ::1 first: {first:?}"
-        );
+        ready_with_ipv6_first(&d, &dir, &format!("{check} (PID 1: {pid1})"));
         // The check did meet ::1 and went on to 127.0.0.1.
         assert!(
             !d.stderr().contains("/readyz answers 503 until it resolves"),
@@ -288,9 +278,15 @@ fn a_name_whose_first_address_drops_the_syn_passes_on_its_second() {
         ))
         .shell(&private_etc_hosts(&hosts))
         .start();
-    let port = ready_port(&d);
+    ready_with_ipv6_first(&d, &dir, &check);
+}
+
+/// Wait for `/readyz` to answer 200, then check the premise: inside drainit's namespace the
+/// name's first address (written by the test's `getent` to `dir/first`) was `::1`.
+fn ready_with_ipv6_first(d: &Drainit, dir: &TempDir, what: &str) {
+    let port = ready_port(d);
     wait_until(
-        &format!("/readyz to answer 200 with {check}"),
+        &format!("/readyz to answer 200 with {what}"),
         DEADLINE,
         || status(port, "/readyz") == 200,
     );
