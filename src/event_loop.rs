@@ -176,21 +176,22 @@ impl EventLoop {
             return;
         }
         let reaped = reap::reap(self.child.unreaped());
-        if let Some(ended) = reaped.child {
+        let child_ended = reaped.child;
+        if let Some(ended) = child_ended {
             self.child.mark_reaped();
             self.ended.get_or_insert(ended);
             log_child_end(self.child.pid, ended);
-            let left = !reaped.none_left || reap::strangers_left();
+        }
+        // Asked once a pass, and only when waitpid sees no child at all.
+        let only_strangers = reaped.none_left && self.child.is_reaped() && reap::strangers_left();
+        if child_ended.is_some() {
+            let left = !reaped.none_left || only_strangers;
             let actions = self.drain.on_child_exit(now, left);
             self.perform(actions, now);
         }
-        self.watch_strangers = false;
-        if reaped.none_left && self.child.is_reaped() {
-            if reap::strangers_left() {
-                self.watch_strangers = !self.drain.is_done();
-            } else {
-                self.drain.on_nothing_left();
-            }
+        self.watch_strangers = only_strangers && !self.drain.is_done();
+        if reaped.none_left && self.child.is_reaped() && !only_strangers {
+            self.drain.on_nothing_left();
         }
     }
 

@@ -200,21 +200,20 @@ impl Intake {
 ///
 /// SIGCHLD always passes: it is never forwarded, only a cue to reap, and one that arrived after
 /// this backlog's earlier batch was reaped for must still wake the reaper.
-fn coalesce(batch: Vec<Sig>, seen: &mut u64) -> Vec<Sig> {
+fn coalesce(mut batch: Vec<Sig>, seen: &mut u64) -> Vec<Sig> {
+    // In place: this runs between a signal's arrival and its forward.
+    batch.retain(|sig| {
+        if *sig == Sig::CHLD {
+            return true;
+        }
+        let Some(bit) = (1..=64).contains(&sig.0).then(|| 1u64 << (sig.0 - 1)) else {
+            return true;
+        };
+        let first = *seen & bit == 0;
+        *seen |= bit;
+        first
+    });
     batch
-        .into_iter()
-        .filter(|sig| {
-            if *sig == Sig::CHLD {
-                return true;
-            }
-            let Some(bit) = (1..=64).contains(&sig.0).then(|| 1u64 << (sig.0 - 1)) else {
-                return true;
-            };
-            let first = *seen & bit == 0;
-            *seen |= bit;
-            first
-        })
-        .collect()
 }
 
 #[cfg(test)]
