@@ -6,6 +6,7 @@
 //! It runs bench/rolling-restart/run.sh (the full benchmark, see docs/rolling-restart.md) with
 //! two backends, a lower rate and one round (tests/rolling/mod.rs). Needs root, node and npm.
 
+mod common;
 mod rolling;
 
 #[test]

@@ -247,6 +247,16 @@ def failure_kind(e):
 
 # ---------------------------------------------------------------- HAProxy
 
+def terminate(proc):
+    """SIGTERM `proc`, SIGKILL it if it is still there 5 s later, and reap it."""
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class HAProxy:
     """HAProxy in the foreground, its log lines time-stamped as they arrive."""
 
@@ -343,12 +353,7 @@ backend app
             f.writelines(f"{t:.3f} {line}\n" for t, line in self.log)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
 
 
 class Nginx:
@@ -430,12 +435,7 @@ http {{
                     out.write(f.read())
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc)
 
 
 # ---------------------------------------------------------------- backends

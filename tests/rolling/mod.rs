@@ -2,7 +2,8 @@
 //! asserts that drainit lost no request: shared by tests/rolling_restart.rs (node behind
 //! `npm start`) and tests/gunicorn.rs (gunicorn + UvicornWorker). run.sh installs what is
 //! missing with scripts/install-deps.sh; a missing HAProxy that cannot be installed fails the
-//! test, it does not skip it. Needs root.
+//! test, it does not skip it. Needs root. Its user declares `mod common;` too (the harness's
+//! `drainit_bin`, so `DRAINIT_BIN` picks the binary under test here as well).
 #![allow(
     dead_code,
     clippy::unwrap_used,
@@ -34,7 +35,7 @@ pub fn assert_no_request_lost(args: &[&str], cases: usize, restarts: u64, min_re
         Command::new("bash")
             .arg(root.join("bench/rolling-restart/run.sh"))
             .arg("--drainit")
-            .arg(drainit_bin())
+            .arg(super::common::drainit_bin())
             .args(["--out", out.0.join("results").to_str().unwrap()])
             .args(["--inits", "drainit", "--rounds", "1"])
             .args(["--warmup", "1", "--pause", "0.5", "--tail", "1"])
@@ -151,13 +152,4 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// The drainit under test: `DRAINIT_BIN` (CI's static build) or cargo's (tests/common/mod.rs
-/// has the same rule; this module is shared without the harness).
-fn drainit_bin() -> PathBuf {
-    std::env::var_os("DRAINIT_BIN").map_or_else(
-        || PathBuf::from(env!("CARGO_BIN_EXE_drainit")),
-        PathBuf::from,
-    )
 }
