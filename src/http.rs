@@ -211,9 +211,12 @@ fn decide(req: &httparse::Request, health: Health) -> Response {
                 asked_keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
             }
         } else if h.name.eq_ignore_ascii_case("content-length") {
-            match std::str::from_utf8(h.value.trim_ascii()).map(str::parse::<u64>) {
-                Ok(Ok(0)) => {}
-                Ok(Ok(_)) => has_body = true,
+            // `Content-Length = 1*DIGIT` (RFC 9110, 8.6): u64's from_str would also take `+0`.
+            let value = h.value.trim_ascii();
+            let digits = !value.is_empty() && value.iter().all(u8::is_ascii_digit);
+            match std::str::from_utf8(value).map(str::parse::<u64>) {
+                Ok(Ok(0)) if digits => {}
+                Ok(Ok(_)) if digits => has_body = true,
                 // A length we cannot read means we cannot tell where the next request starts.
                 _ => return Response::closing(400, "bad request"),
             }
@@ -545,6 +548,7 @@ mod tests {
             "GET /readyz HTTP/1.1\r\n: empty name\r\n\r\n",
             "GET /readyz HTTP/1.1\r\nContent-Length: nope\r\n\r\n",
             "GET /readyz HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            "GET /readyz HTTP/1.1\r\nContent-Length: +0\r\n\r\n",
             "\x16\x03\x01\x02\x00\x01\x00\x01\x7c\x03\x03",
             "GET /re\x00dyz HTTP/1.1\r\n\r\n",
         ] {

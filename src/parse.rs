@@ -165,7 +165,7 @@ fn decimal_times(num: &str, scale: u128) -> Option<Option<u128>> {
 pub fn signal(s: &str) -> Result<Sig, String> {
     const HINT: &str = "expected a signal name (TERM, SIGTERM, term), a number 1-64 or RTMIN+N";
     let t = s.trim();
-    if let Ok(n) = t.parse::<i32>() {
+    if let Some(n) = decimal::<i32>(t) {
         return if (1..=RTMAX).contains(&n) {
             Ok(Sig(n))
         } else {
@@ -245,7 +245,7 @@ pub fn rewrite(s: &str) -> Result<Rewrite, String> {
         .ok_or_else(|| "expected FROM:TO, e.g. TERM:QUIT or WINCH:NONE".to_string())?;
     let from = catchable_signal(from).map_err(|e| format!("FROM: {e}"))?;
     let to = match to.trim() {
-        t if t.parse::<u64>() == Ok(0) || t.eq_ignore_ascii_case("none") => None,
+        t if decimal::<u64>(t) == Some(0) || t.eq_ignore_ascii_case("none") => None,
         t => Some(signal(t).map_err(|e| format!("TO: {e}"))?),
     };
     Ok(Rewrite { from, to })
@@ -257,9 +257,7 @@ pub fn remap(s: &str) -> Result<(u8, u8), String> {
         .split_once(':')
         .ok_or_else(|| "expected FROM:TO, two exit statuses 0-255, e.g. 143:0".to_string())?;
     let status = |v: &str, which: &str| {
-        v.trim()
-            .parse::<u8>()
-            .map_err(|_| format!("{which} must be an exit status 0-255"))
+        decimal::<u8>(v.trim()).ok_or_else(|| format!("{which} must be an exit status 0-255"))
     };
     Ok((status(from, "FROM")?, status(to, "TO")?))
 }
@@ -276,8 +274,18 @@ pub fn ready_addr(s: &str) -> Result<SocketAddr, String> {
 }
 
 fn port_number(p: &str) -> Result<u16, String> {
-    p.parse::<u16>()
-        .map_err(|_| format!("'{p}' is not a port number 0-65535"))
+    decimal::<u16>(p).ok_or_else(|| format!("'{p}' is not a port number 0-65535"))
+}
+
+/// A number as users write one: decimal digits only. Rust's integer `from_str` also takes a
+/// leading `+` (and `-` for signed types), so `:+3000`, `+15` and `143:+0` would pass, and
+/// `tcp://1.0.0.1:+3000` would print back as a different target. `kill`, `ss` and Docker
+/// take no signs either.
+fn decimal<T: std::str::FromStr>(s: &str) -> Option<T> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// `HOST:PORT` with HOST an IP address, `[v6]`, or a name resolved now.
@@ -289,8 +297,10 @@ fn host_port(t: &str) -> Result<SocketAddr, String> {
         .rsplit_once(':')
         .ok_or_else(|| "expected HOST:PORT, :PORT or [::]:PORT".to_string())?;
     let port = port_number(port)?;
-    if host.is_empty() || host.contains(['[', ']', '/', ' ']) {
-        return Err("expected HOST:PORT, :PORT or [::]:PORT".to_string());
+    if !is_host_name(host) {
+        return Err(format!(
+            "'{host}' is neither an IP address nor a host name; expected HOST:PORT, :PORT or [::]:PORT"
+        ));
     }
     (host, port)
         .to_socket_addrs()
@@ -423,9 +433,23 @@ fn endpoint(t: &str) -> Result<Endpoint, String> {
 }
 
 /// Dot-separated labels of letters, digits, `-` and `_` (Compose names hold underscores), as
-/// getaddrinfo and /etc/hosts take them.
+/// getaddrinfo and /etc/hosts take them, whose last label is not a number. getaddrinfo reads
+/// such a "name" with inet_aton(3), which takes octal and hex and short forms: `010.0.0.1` is
+/// 8.0.0.1, `0x7f000001` and `127.1` are 127.0.0.1. The WHATWG URL standard ("ends in a
+/// number") treats them as IPv4 too. An IPv4 address must be written as the four plain
+/// decimal parts that `Ipv4Addr` parses.
 fn is_host_name(name: &str) -> bool {
+    let numeric = |label: &str| {
+        let hex = label
+            .strip_prefix("0x")
+            .or_else(|| label.strip_prefix("0X"));
+        match hex {
+            Some(h) => h.bytes().all(|b| b.is_ascii_hexdigit()),
+            None => label.bytes().all(|b| b.is_ascii_digit()),
+        }
+    };
     name.len() <= 253
+        && !name.rsplit('.').next().is_some_and(numeric)
         && name.split('.').all(|label| {
             (1..=63).contains(&label.len())
                 && label
@@ -739,6 +763,49 @@ mod tests {
         ] {
             assert!(probe_target(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn numbers_are_plain_digits_and_numeric_names_are_no_names() {
+        // Found by the address fuzz target: `:+3000` was port 3000, and `1.0.0.1` a *name*, so
+        // the target printed back as a different one (an IP). Signs are refused everywhere a
+        // number is typed, and a name that inet_aton(3) would read as an IPv4 is refused.
+        for bad in [
+            "tcp://1.0.0.1:+3000",
+            "tcp://localhost:+80",
+            "http://localhost:-1/",
+            "tcp://010.0.0.1:80",
+            "tcp://127.1:80",
+            "tcp://0x7f000001:80",
+            "tcp://app.0X1f:80",
+            "tcp://12345:80",
+        ] {
+            assert!(check_target(bad).is_err(), "{bad:?} should be rejected");
+        }
+        for bad in [
+            ":+8086",
+            "+8086",
+            "127.0.0.1:+80",
+            "010.0.0.1:80",
+            "127.1:80",
+        ] {
+            assert!(ready_addr(bad).is_err(), "{bad:?} should be rejected");
+            assert!(probe_target(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(signal("+15").is_err());
+        assert!(rewrite("+15:TERM").is_err());
+        assert!(rewrite("TERM:+0").is_err());
+        assert!(remap("+143:0").is_err());
+        assert!(remap("143:+0").is_err());
+        // Names that merely hold digits are names.
+        assert_eq!(
+            check_target("tcp://1password.example:80"),
+            Ok(CheckTarget::Tcp(name("1password.example", 80)))
+        );
+        assert_eq!(
+            check_target("tcp://app-0x1:80"),
+            Ok(CheckTarget::Tcp(name("app-0x1", 80)))
+        );
     }
 
     #[test]

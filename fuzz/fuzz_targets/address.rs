@@ -30,8 +30,9 @@ mod parse;
 use parse::{CheckTarget, Host};
 
 /// Would `host_port(t)` call the resolver? Only when `t` is no socket address literal, has a
-/// valid port after its last ':', and a non-empty host without brackets, '/' or spaces that is no
-/// IP literal (std parses IP literals itself, without getaddrinfo).
+/// port of digits after its last ':', and a non-empty host without brackets, '/' or spaces that
+/// is no IP literal (std parses IP literals itself, without getaddrinfo). `host_port` refuses
+/// more than that before it resolves (see `is_host_name`); skipping a few more inputs is safe.
 fn reaches_lookup(t: &str) -> bool {
     if t.parse::<SocketAddr>().is_ok() {
         return false;
@@ -39,7 +40,8 @@ fn reaches_lookup(t: &str) -> bool {
     let Some((host, port)) = t.rsplit_once(':') else {
         return false;
     };
-    port.parse::<u16>().is_ok()
+    port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u16>().is_ok()
         && !host.is_empty()
         && !host.contains(['[', ']', '/', ' '])
         && host.parse::<IpAddr>().is_err()
