@@ -1,14 +1,16 @@
 //! Log lines on stderr (never stdout: that is the app's), one per step, as
 //! `drainit: LEVEL: message`. Write errors are ignored by env_logger, and SIGPIPE is ignored, so
 //! a closed or broken stderr never stops drainit; a stderr that is not writable (a log reader
-//! that stopped reading) costs lines, never a blocked event loop. `Throttle` keeps floods from flooding the log:
-//! the first report of a kind goes out, repeats within the window are counted and summarised.
+//! that stopped reading) costs lines, never a blocked event loop. `Throttle` keeps floods from
+//! flooding the log: the first report of a kind goes out, repeats within the window are counted
+//! and summarised.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// Start logging with an env_logger filter (`info`, `debug`, `drainit=trace`, ...).
 pub fn init(filter: &str) {
+    let _ = OWN_PIPE.set(own_pipe());
     let _ = env_logger::Builder::new()
         .parse_filters(filter)
         .format(|buf, record| {
@@ -28,17 +30,42 @@ pub fn init(filter: &str) {
 /// SIGTTOU blocked, collecting it from its signalfd, and a blocked SIGTTOU lets the write
 /// through: tty_check_change in the kernel.)
 ///
-/// A pipe whose reader stopped reading fills up, and a blocking
-/// write would park PID 1 (no forwarding, no reaping, no drain) until the reader wakes. stderr is
-/// shared with the child, so it cannot be made non-blocking; instead each line is written only if
-/// poll(2) says stderr is writable now, else dropped and counted, and the count is logged with
-/// the next line that gets through. (The child, writing to the same pipe, can fill it between
-/// our poll and our write; that window is two system calls wide. A line longer than PIPE_BUF
-/// can still be cut short.)
+/// A pipe whose reader stopped reading fills up, and a blocking write would park PID 1 (no
+/// forwarding, no reaping, no drain) until the reader wakes. stderr is shared with the child,
+/// so it cannot be made non-blocking: O_NONBLOCK belongs to the open file description, and the
+/// app's writes would start failing with EAGAIN. Asking poll(2) first, as drainit once did, is
+/// not enough: the app can fill the shared pipe between our poll and our write, and poll calls
+/// a pipe writable while one page is free, so a longer line blocked outright. So, in order:
+/// - a pipe or FIFO (Docker's and the kubelet's stdio): drainit opens its own, non-blocking
+///   description of it through `/proc/self/fd/2` (`own_pipe`), which the app never sees;
+/// - else each write asks the kernel not to block (RWF_NOWAIT, `sys::write_nowait`: a pipe
+///   drainit may not reopen, a socket);
+/// - where that is not supported either (ttys, files, `/dev/null`), poll then write.
+///
+/// A line that would block is dropped and counted, and the count is logged with the next line
+/// that gets through. A line longer than PIPE_BUF (4096 bytes) can be cut short.
 struct Stderr;
 
 /// Lines dropped because stderr was not writable, not reported yet.
 static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// drainit's own non-blocking description of the pipe on fd 2, when there is one.
+static OWN_PIPE: std::sync::OnceLock<Option<std::os::fd::OwnedFd>> = std::sync::OnceLock::new();
+
+/// Reopen fd 2 through /proc when it is a pipe or FIFO: a new open file description of the same
+/// pipe, whose O_NONBLOCK is ours alone (close-on-exec, so the child never gets it). Not for
+/// files (a second description has its own offset and would write over the app's output), nor
+/// where it fails: no `/proc`, a pipe owned by another user (EACCES), no reader (ENXIO).
+fn own_pipe() -> Option<std::os::fd::OwnedFd> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::{Mode, SFlag, fstat};
+    let stat = fstat(std::io::stderr()).ok()?;
+    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFIFO {
+        return None;
+    }
+    let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    open("/proc/self/fd/2", flags, Mode::empty()).ok()
+}
 
 /// Can stderr take a write now without blocking? An error (fd 2 closed: drainit reopens it as
 /// /dev/null at start, but the app may share and close it) counts as yes: the write then fails
@@ -54,21 +81,51 @@ fn stderr_writable() -> bool {
     }
 }
 
+/// Write what stderr takes now: `Ok(None)` when it would block.
+fn put(buf: &[u8]) -> std::io::Result<Option<usize>> {
+    use nix::errno::Errno;
+    if let Some(Some(fd)) = OWN_PIPE.get() {
+        return match nix::unistd::write(fd, buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(Errno::EAGAIN) => Ok(None),
+            Err(e) => Err(e.into()),
+        };
+    }
+    match crate::sys::write_nowait(libc::STDERR_FILENO, buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(Errno::EAGAIN) => Ok(None),
+        Err(Errno::EOPNOTSUPP | Errno::EINVAL | Errno::ENOSYS) => {
+            if stderr_writable() {
+                std::io::stderr().write(buf).map(Some)
+            } else {
+                Ok(None)
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Write for Stderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         use std::sync::atomic::Ordering;
-        if !stderr_writable() {
-            DROPPED.fetch_add(1, Ordering::Relaxed);
-            // Claim it written: the line is dropped whole, not retried in pieces.
-            return Ok(buf.len());
-        }
-        let dropped = DROPPED.swap(0, Ordering::Relaxed);
+        let dropped = DROPPED.load(Ordering::Relaxed);
         if dropped > 0 {
             let note =
                 format!("drainit: warn: {dropped} log lines dropped: stderr was not writable\n");
-            let _ = std::io::stderr().write(note.as_bytes());
+            if let Ok(None) = put(note.as_bytes()) {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+                return Ok(buf.len());
+            }
+            DROPPED.fetch_sub(dropped, Ordering::Relaxed);
         }
-        std::io::stderr().write(buf)
+        match put(buf)? {
+            Some(n) => Ok(n),
+            None => {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+                // Claim it written: the line (or its rest) is dropped, not retried.
+                Ok(buf.len())
+            }
+        }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

@@ -16,6 +16,8 @@
 //!   writes its answer to a pipe, so the event loop never waits for it (drainit has no threads).
 //! - `ignore_reserved`: the C library refuses to set any disposition for the real-time signals
 //!   it keeps for itself, so only the raw syscall can stop one of them from killing drainit.
+//! - `write_nowait`: pwritev2(2) with RWF_NOWAIT, which nix does not wrap: a write to stderr
+//!   that fails rather than blocks, on a descriptor drainit shares with the app.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -334,4 +336,74 @@ pub fn close_raw(fd: RawFd) {
 pub fn fd_is_open(fd: RawFd) -> bool {
     // SAFETY: F_GETFD reads the descriptor's flags and touches no memory of ours.
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+/// Write `buf` to `fd` unless that would block: pwritev2(2) with RWF_NOWAIT at the file
+/// position (offset -1, as write(2)). EAGAIN means it would have blocked; a pipe takes part of a
+/// write longer than PIPE_BUF and then says how much. Where the kernel or the file does not do
+/// RWF_NOWAIT (older kernels on pipes, ttys, some file systems) it fails with EOPNOTSUPP (or
+/// EINVAL or ENOSYS), and the caller falls back to poll(2) then write(2). The raw syscall, so
+/// the C library's version does not matter; offset -1 in both halves means -1 on 32- and
+/// 64-bit kernels alike.
+pub fn write_nowait(fd: RawFd, buf: &[u8]) -> Result<usize, Errno> {
+    let iov = libc::iovec {
+        iov_base: buf.as_ptr().cast_mut().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: `iov` describes `buf`, which lives and stays unchanged for the call; the kernel
+    // only reads through it (a write).
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pwritev2,
+            fd,
+            &iov as *const libc::iovec,
+            1 as libc::c_int,
+            -1 as libc::c_long,
+            -1 as libc::c_long,
+            libc::RWF_NOWAIT,
+        )
+    };
+    Errno::result(rc).map(|n| usize::try_from(n).unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn write_nowait_fails_with_eagain_on_a_full_pipe_and_never_blocks() {
+        // A blocking pipe, as stderr is: write_nowait must fill it and then say EAGAIN.
+        let (mut r, w) = std::io::pipe().unwrap();
+        let page = [b'x'; 4096];
+        let mut total = 0;
+        let full = loop {
+            match write_nowait(w.as_raw_fd(), &page) {
+                Ok(n) => total += n,
+                Err(e) => break e,
+            }
+            assert!(total <= 1 << 20, "a pipe never took over 1 MiB");
+        };
+        if full == Errno::EOPNOTSUPP {
+            return; // a kernel without RWF_NOWAIT on pipes: logging falls back to poll
+        }
+        assert_eq!(full, Errno::EAGAIN);
+        assert!(total >= 4096, "{total}");
+        let mut buf = vec![0; 4096];
+        r.read_exact(&mut buf).unwrap();
+        assert_eq!(write_nowait(w.as_raw_fd(), b"ok\n"), Ok(3));
+    }
+
+    #[test]
+    fn write_nowait_on_a_reopened_fifo_is_not_supported_so_logging_reopens_it_itself() {
+        // What logging.rs relies on: a pipe opened by path (a FIFO, or /proc/self/fd/N) takes
+        // no RWF_NOWAIT here, so it gets a non-blocking description of its own instead.
+        let (_r, w) = std::io::pipe().unwrap();
+        let path = format!("/proc/self/fd/{}", w.as_raw_fd());
+        let again = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        match write_nowait(again.as_raw_fd(), b"x") {
+            Ok(1) | Err(Errno::EOPNOTSUPP) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -152,6 +152,75 @@ fn a_stalled_stderr_reader_does_not_stop_forwarding() {
 }
 
 #[test]
+fn a_stderr_pipe_with_less_room_than_a_line_does_not_park_drainit() {
+    // poll(2) calls a pipe writable while one page of it is free, but a blocking write waits
+    // until all of it is in. So "poll, then write" can still park PID 1: here a line longer
+    // than the room left, and in real life the app filling the shared pipe between drainit's
+    // poll and its write. Made deterministic: the pipe is full but for two pages and each check
+    // logs a debug line of more than three. drainit must keep forwarding, then log the drop.
+    use std::io::{Read, Write};
+    use std::os::fd::{AsFd, AsRawFd};
+    let (mut reader, mut writer) = std::io::pipe().unwrap();
+    let flags = nix::fcntl::OFlag::from_bits_retain(
+        nix::fcntl::fcntl(writer.as_fd(), nix::fcntl::FcntlArg::F_GETFL).unwrap(),
+    );
+    let nonblocking = flags | nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(writer.as_fd(), nix::fcntl::FcntlArg::F_SETFL(nonblocking)).unwrap();
+    let page = [b'x'; 4096];
+    let mut filled = 0;
+    while let Ok(n) = writer.write(&page) {
+        filled += n;
+    }
+    let mut two_pages = vec![0u8; 2 * 4096];
+    reader.read_exact(&mut two_pages).unwrap();
+    // drainit opens the pipe anew through /proc, so O_NONBLOCK (ours) is not on its stderr.
+    let setup = format!(
+        "exec 2>/proc/{}/fd/{}",
+        std::process::id(),
+        writer.as_raw_fd()
+    );
+    let target = format!("http://127.0.0.1:1/{}", "a".repeat(13_000));
+    let mut d = drainit([
+        "-vv",
+        "--ready-addr",
+        "127.0.0.1:0",
+        "--ready-check",
+        &target,
+    ])
+    .shell(&setup)
+    .arg(example("print-signals"))
+    .args(["--exit-on", "TERM:5"])
+    .start();
+    drop(writer);
+    d.wait_stdout("ready");
+    // Checks fail every 100 ms, each with a 13 KB line: the pipe has long been full.
+    d.send(libc::SIGUSR2);
+    d.wait_stdout("SIGUSR2");
+    // The log collector wakes up and keeps reading; lines get through again, after the note.
+    let collector = std::thread::spawn(move || {
+        let mut log = Vec::new();
+        reader.read_to_end(&mut log).unwrap();
+        log
+    });
+    d.send(libc::SIGTERM);
+    d.wait_stdout("SIGTERM");
+    assert_eq!(d.wait_exit(), 5);
+    let log = collector.join().unwrap();
+    let log = String::from_utf8_lossy(&log);
+    assert!(filled >= 16 * 4096, "the pipe took only {filled} bytes");
+    assert!(
+        log.contains("log lines dropped: stderr was not writable"),
+        "{}",
+        &log[log.len().saturating_sub(2000)..]
+    );
+    assert!(
+        log.contains("exiting with status 5"),
+        "{}",
+        &log[log.len().saturating_sub(2000)..]
+    );
+}
+
+#[test]
 fn a_child_that_closes_its_stdio_still_gets_signals_and_its_status_passed_on() {
     let dir = TempDir::new("closed-stdio");
     let log = dir.path("log");
