@@ -98,26 +98,33 @@ fn a_broken_stderr_pipe_does_not_stop_drainit() {
     carries_on_logging_into("exec 2> >(exec true); wait $!");
 }
 
-#[test]
-fn a_stalled_stderr_reader_does_not_stop_forwarding() {
-    // stderr is a pipe whose reader is alive but never reads (a stuck log collector). Once the
-    // pipe is full, a blocking log write would park drainit: no more forwarding, reaping or
-    // draining. The pipe is the test's own; bash opens its write end through /proc.
-    use std::io::Read;
+/// drainit with `args` and stderr on `writer`, a pipe of the test's own (bash opens it through
+/// /proc), in front of print-signals, which exits 5 on SIGTERM; started and ready.
+fn logging_into(writer: std::io::PipeWriter, args: &[&str]) -> Drainit {
     use std::os::fd::AsRawFd;
-    let (mut reader, writer) = std::io::pipe().unwrap();
     let setup = format!(
         "exec 2>/proc/{}/fd/{}",
         std::process::id(),
         writer.as_raw_fd()
     );
-    let mut d = drainit(["-vv", "-d", "200ms"])
+    let d = drainit(args)
         .shell(&setup)
         .arg(example("print-signals"))
         .args(["--exit-on", "TERM:5"])
         .start();
     drop(writer);
     d.wait_stdout("ready");
+    d
+}
+
+#[test]
+fn a_stalled_stderr_reader_does_not_stop_forwarding() {
+    // stderr is a pipe whose reader is alive but never reads (a stuck log collector). Once the
+    // pipe is full, a blocking log write would park drainit: no more forwarding, reaping or
+    // draining. The pipe is the test's own; bash opens its write end through /proc.
+    use std::io::Read;
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    let mut d = logging_into(writer, &["-vv", "-d", "200ms"]);
     // A debug line of about 70 bytes per forward: 4000 spaced-out signals write far more than
     // the pipe's 64 KiB. Spaced, so that they are not merged into a few.
     for _ in 0..4000 {
@@ -159,7 +166,7 @@ fn a_stderr_pipe_with_less_room_than_a_line_does_not_park_drainit() {
     // poll and its write. Made deterministic: the pipe is full but for two pages and each check
     // logs a debug line of more than three. drainit must keep forwarding, then log the drop.
     use std::io::{Read, Write};
-    use std::os::fd::{AsFd, AsRawFd};
+    use std::os::fd::AsFd;
     let (mut reader, mut writer) = std::io::pipe().unwrap();
     let flags = nix::fcntl::OFlag::from_bits_retain(
         nix::fcntl::fcntl(writer.as_fd(), nix::fcntl::FcntlArg::F_GETFL).unwrap(),
@@ -174,25 +181,15 @@ fn a_stderr_pipe_with_less_room_than_a_line_does_not_park_drainit() {
     let mut two_pages = vec![0u8; 2 * 4096];
     reader.read_exact(&mut two_pages).unwrap();
     // drainit opens the pipe anew through /proc, so O_NONBLOCK (ours) is not on its stderr.
-    let setup = format!(
-        "exec 2>/proc/{}/fd/{}",
-        std::process::id(),
-        writer.as_raw_fd()
-    );
     let target = format!("http://127.0.0.1:1/{}", "a".repeat(13_000));
-    let mut d = drainit([
+    let args = [
         "-vv",
         "--ready-addr",
         "127.0.0.1:0",
         "--ready-check",
         &target,
-    ])
-    .shell(&setup)
-    .arg(example("print-signals"))
-    .args(["--exit-on", "TERM:5"])
-    .start();
-    drop(writer);
-    d.wait_stdout("ready");
+    ];
+    let mut d = logging_into(writer, &args);
     // Checks fail every 100 ms, each with a 13 KB line: the pipe has long been full.
     d.send(libc::SIGUSR2);
     d.wait_stdout("SIGUSR2");
