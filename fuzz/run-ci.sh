@@ -6,8 +6,9 @@
 # stays small; a crash worth keeping goes into fuzz/corpus/<target>/ by hand, as a regression.
 #
 # Two modes. By default (CI) a run is reproducible: every committed input, then FUZZ_RUNS
-# (default 200000) mutations from a fixed seed (FUZZ_SEED, default 1), so the same commit
-# gives the same verdict on any machine, however fast. A time-bounded run with a random seed
+# (default 200000) mutations from a fixed seed (FUZZ_SEED, default 1), so the verdict does
+# not hang on the machine's speed or on luck (libFuzzer may order same-size corpus files
+# differently on another file system; the committed regression inputs run every time). A time-bounded run with a random seed
 # once failed CI on a bug that had been there for weeks: finding bugs is the developers' job,
 # with FUZZ_SECONDS=N (explore mode: a random seed, N seconds a target, as long as you like).
 # Needs the nightly toolchain (libFuzzer's sanitizer flags are nightly-only) and cargo-fuzz; it

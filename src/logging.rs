@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// Start logging with an env_logger filter (`info`, `debug`, `drainit=trace`, ...).
 pub fn init(filter: &str) {
-    let _ = OWN_PIPE.set(own_pipe());
+    let _ = ROUTE.set(Route::choose());
     let _ = env_logger::Builder::new()
         .parse_filters(filter)
         .format(|buf, record| {
@@ -35,36 +35,80 @@ pub fn init(filter: &str) {
 /// so it cannot be made non-blocking: O_NONBLOCK belongs to the open file description, and the
 /// app's writes would start failing with EAGAIN. Asking poll(2) first, as drainit once did, is
 /// not enough: the app can fill the shared pipe between our poll and our write, and poll calls
-/// a pipe writable while one page is free, so a longer line blocked outright. So, in order:
-/// - a pipe or FIFO (Docker's and the kubelet's stdio): drainit opens its own, non-blocking
-///   description of it through `/proc/self/fd/2` (`own_pipe`), which the app never sees;
-/// - else each write asks the kernel not to block (RWF_NOWAIT, `sys::write_nowait`: a pipe
-///   drainit may not reopen, a socket);
-/// - where that is not supported either (ttys, files, `/dev/null`), poll then write.
+/// a pipe writable while one page is free, so a longer line blocked outright. See `Route`.
 ///
-/// A line that would block is dropped and counted, and the count is logged with the next line
-/// that gets through. A line longer than PIPE_BUF (4096 bytes) can be cut short.
+/// Every line is at most `MAX_LINE` bytes (`capped`), so a write to a pipe is atomic: all of it
+/// or EAGAIN, never a fragment that the next line would be glued to. A line that would block is
+/// dropped and counted, and the count is logged with the next line that gets through.
 struct Stderr;
+
+/// PIPE_BUF (pipe(7)): a pipe write of at most this many bytes is atomic.
+const MAX_LINE: usize = 4096;
+/// How a line longer than `MAX_LINE` ends.
+const CUT: &[u8] = b" [cut]\n";
 
 /// Lines dropped because stderr was not writable, not reported yet.
 static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// drainit's own non-blocking description of the pipe on fd 2, when there is one.
-static OWN_PIPE: std::sync::OnceLock<Option<std::os::fd::OwnedFd>> = std::sync::OnceLock::new();
+/// How drainit writes to fd 2, chosen once by `Route::choose`.
+static ROUTE: std::sync::OnceLock<Route> = std::sync::OnceLock::new();
 
-/// Reopen fd 2 through /proc when it is a pipe or FIFO: a new open file description of the same
-/// pipe, whose O_NONBLOCK is ours alone (close-on-exec, so the child never gets it). Not for
-/// files (a second description has its own offset and would write over the app's output), nor
-/// where it fails: no `/proc`, a pipe owned by another user (EACCES), no reader (ENXIO).
-fn own_pipe() -> Option<std::os::fd::OwnedFd> {
-    use nix::fcntl::{OFlag, open};
-    use nix::sys::stat::{Mode, SFlag, fstat};
-    let stat = fstat(std::io::stderr()).ok()?;
-    if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT != SFlag::S_IFIFO {
-        return None;
+enum Route {
+    /// A pipe or FIFO (Docker's and the kubelet's stdio are pipes): drainit's own non-blocking
+    /// description of it, opened through `/proc/self/fd/2`. A new open file description of
+    /// the same pipe, whose O_NONBLOCK is ours alone (close-on-exec: the child never gets it).
+    Own(std::os::fd::OwnedFd),
+    /// A pipe drainit cannot reopen (no `/proc`, a pipe of another user's: EACCES; a FIFO with
+    /// no reader at start: ENXIO), or a socket: each write with RWF_NOWAIT
+    /// (`sys::write_nowait`). Pipes take it from Linux 6.4; where it is refused, poll then
+    /// write, window and all.
+    NoWait,
+    /// Anything else (a tty, a file, `/dev/null`): poll then write. Not RWF_NOWAIT: some file
+    /// systems (XFS, btrfs) take it on files and say EAGAIN for a moment's lock, and not a
+    /// description of our own: a file's second description has its own offset and would write
+    /// over the app's output.
+    Poll,
+}
+
+impl Route {
+    fn choose() -> Route {
+        use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+        use nix::sys::stat::{Mode, SFlag, fstat};
+        let stderr = std::io::stderr();
+        let Ok(stat) = fstat(&stderr) else {
+            return Route::Poll;
+        };
+        let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+        if kind == SFlag::S_IFSOCK {
+            return Route::NoWait;
+        }
+        if kind != SFlag::S_IFIFO {
+            return Route::Poll;
+        }
+        // Only a write end: `2<&0` with a pipe on stdin would have drainit write into the
+        // app's own input.
+        let mode = fcntl(&stderr, FcntlArg::F_GETFL).map(OFlag::from_bits_retain);
+        if !mode.is_ok_and(|m| matches!(m & OFlag::O_ACCMODE, OFlag::O_WRONLY | OFlag::O_RDWR)) {
+            return Route::Poll;
+        }
+        let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        match open("/proc/self/fd/2", flags, Mode::empty()) {
+            Ok(fd) => Route::Own(fd),
+            Err(_) => Route::NoWait,
+        }
     }
-    let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-    open("/proc/self/fd/2", flags, Mode::empty()).ok()
+}
+
+/// `line` cut to at most `MAX_LINE` bytes, at a character boundary, ending in `CUT`.
+fn capped(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if line.len() <= MAX_LINE {
+        return line.into();
+    }
+    let room = line.get(..MAX_LINE - CUT.len()).unwrap_or_default();
+    let keep = std::str::from_utf8(room).map_or_else(|e| e.valid_up_to(), str::len);
+    let mut out = room.get(..keep).unwrap_or_default().to_vec();
+    out.extend_from_slice(CUT);
+    out.into()
 }
 
 /// Can stderr take a write now without blocking? An error (fd 2 closed: drainit reopens it as
@@ -84,23 +128,24 @@ fn stderr_writable() -> bool {
 /// Write what stderr takes now: `Ok(None)` when it would block.
 fn put(buf: &[u8]) -> std::io::Result<Option<usize>> {
     use nix::errno::Errno;
-    if let Some(Some(fd)) = OWN_PIPE.get() {
-        return match nix::unistd::write(fd, buf) {
-            Ok(n) => Ok(Some(n)),
-            Err(Errno::EAGAIN) => Ok(None),
-            Err(e) => Err(e.into()),
-        };
-    }
-    match crate::sys::write_nowait(libc::STDERR_FILENO, buf) {
+    let polled = || {
+        if stderr_writable() {
+            std::io::stderr().write(buf).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let wrote = match ROUTE.get() {
+        Some(Route::Own(fd)) => nix::unistd::write(fd, buf),
+        Some(Route::NoWait) => match crate::sys::write_nowait(libc::STDERR_FILENO, buf) {
+            Err(Errno::EOPNOTSUPP | Errno::EINVAL | Errno::ENOSYS) => return polled(),
+            other => other,
+        },
+        Some(Route::Poll) | None => return polled(),
+    };
+    match wrote {
         Ok(n) => Ok(Some(n)),
         Err(Errno::EAGAIN) => Ok(None),
-        Err(Errno::EOPNOTSUPP | Errno::EINVAL | Errno::ENOSYS) => {
-            if stderr_writable() {
-                std::io::stderr().write(buf).map(Some)
-            } else {
-                Ok(None)
-            }
-        }
         Err(e) => Err(e.into()),
     }
 }
@@ -118,11 +163,14 @@ impl Write for Stderr {
             }
             DROPPED.fetch_sub(dropped, Ordering::Relaxed);
         }
-        match put(buf)? {
-            Some(n) => Ok(n),
+        let line = capped(buf);
+        match put(&line)? {
+            // Part of a whole line (a tty): env_logger's write_all goes on with the rest.
+            Some(n) if line.len() == buf.len() => Ok(n),
+            Some(_) => Ok(buf.len()),
             None => {
                 DROPPED.fetch_add(1, Ordering::Relaxed);
-                // Claim it written: the line (or its rest) is dropped, not retried.
+                // Claim it written: the line is dropped, not retried.
                 Ok(buf.len())
             }
         }
@@ -221,6 +269,29 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_over_pipe_buf_are_cut_at_a_character_boundary_and_still_end_in_a_newline() {
+        let short = b"drainit: info: ok\n";
+        assert_eq!(&*capped(short), short);
+        let exact = vec![b'a'; MAX_LINE];
+        assert_eq!(capped(&exact).len(), MAX_LINE);
+        let long = format!("drainit: debug: {}\n", "a".repeat(13_000));
+        let cut = capped(long.as_bytes());
+        assert_eq!(cut.len(), MAX_LINE);
+        assert!(cut.ends_with(b" [cut]\n"));
+        assert!(cut.starts_with(b"drainit: debug: aaa"));
+        // A multi-byte character across the cut is left out whole, not split.
+        let wide = format!("drainit: info: {}\n", "\u{e9}".repeat(5000));
+        let cut = capped(wide.as_bytes());
+        assert!(
+            cut.len() <= MAX_LINE && cut.len() >= MAX_LINE - 1,
+            "{}",
+            cut.len()
+        );
+        assert!(std::str::from_utf8(&cut).is_ok());
+        assert!(cut.ends_with(b" [cut]\n"));
+    }
 
     #[test]
     fn filters_are_validated_like_env_logger_reads_them() {

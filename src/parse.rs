@@ -297,9 +297,12 @@ fn host_port(t: &str) -> Result<SocketAddr, String> {
         .rsplit_once(':')
         .ok_or_else(|| "expected HOST:PORT, :PORT or [::]:PORT".to_string())?;
     let port = port_number(port)?;
-    if !is_host_name(host) {
+    if host.is_empty() || host.contains(['[', ']', '/', ' ']) {
+        return Err("expected HOST:PORT, :PORT or [::]:PORT".to_string());
+    }
+    if ends_in_a_number(host) {
         return Err(format!(
-            "'{host}' is neither an IP address nor a host name; expected HOST:PORT, :PORT or [::]:PORT"
+            "'{host}' is no IP address (write IPv4 as four decimal parts) and no host name"
         ));
     }
     (host, port)
@@ -433,29 +436,33 @@ fn endpoint(t: &str) -> Result<Endpoint, String> {
 }
 
 /// Dot-separated labels of letters, digits, `-` and `_` (Compose names hold underscores), as
-/// getaddrinfo and /etc/hosts take them, whose last label is not a number. getaddrinfo reads
-/// such a "name" with inet_aton(3), which takes octal and hex and short forms: `010.0.0.1` is
-/// 8.0.0.1, `0x7f000001` and `127.1` are 127.0.0.1. The WHATWG URL standard ("ends in a
-/// number") treats them as IPv4 too. An IPv4 address must be written as the four plain
-/// decimal parts that `Ipv4Addr` parses.
+/// getaddrinfo and /etc/hosts take them, that does not end in a number.
 fn is_host_name(name: &str) -> bool {
-    let numeric = |label: &str| {
-        let hex = label
-            .strip_prefix("0x")
-            .or_else(|| label.strip_prefix("0X"));
-        match hex {
-            Some(h) => h.bytes().all(|b| b.is_ascii_hexdigit()),
-            None => label.bytes().all(|b| b.is_ascii_digit()),
-        }
-    };
     name.len() <= 253
-        && !name.rsplit('.').next().is_some_and(numeric)
+        && !ends_in_a_number(name)
         && name.split('.').all(|label| {
             (1..=63).contains(&label.len())
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
+}
+
+/// Is the last label (a trailing dot aside) a number? getaddrinfo reads such a "name" with
+/// inet_aton(3), which takes octal, hex and short forms: `010.0.0.1` is 8.0.0.1, `0x7f000001`
+/// and `127.1` are 127.0.0.1. The WHATWG URL standard ("ends in a number") treats them as IPv4
+/// too. An IPv4 address must be written as the four plain decimal parts `Ipv4Addr` parses.
+fn ends_in_a_number(name: &str) -> bool {
+    let last = name
+        .strip_suffix('.')
+        .unwrap_or(name)
+        .rsplit('.')
+        .next()
+        .unwrap_or_default();
+    match last.strip_prefix("0x").or_else(|| last.strip_prefix("0X")) {
+        Some(hex) => hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()),
+    }
 }
 
 #[cfg(test)]
@@ -797,6 +804,13 @@ mod tests {
         assert!(rewrite("TERM:+0").is_err());
         assert!(remap("+143:0").is_err());
         assert!(remap("143:+0").is_err());
+        assert!(ready_addr("127.1.:80").is_err());
+        // What --ready-addr took before still goes to the resolver: a trailing dot is a fully
+        // qualified name (whether it resolves is the resolver's business).
+        match ready_addr("localhost.:80") {
+            Ok(addr) => assert_eq!(addr.port(), 80),
+            Err(e) => assert!(e.starts_with("cannot resolve 'localhost.'"), "{e}"),
+        }
         // Names that merely hold digits are names.
         assert_eq!(
             check_target("tcp://1password.example:80"),

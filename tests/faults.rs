@@ -98,6 +98,9 @@ fn a_broken_stderr_pipe_does_not_stop_drainit() {
     carries_on_logging_into("exec 2> >(exec true); wait $!");
 }
 
+/// The line drainit logs after it had to drop some.
+const NOTE: &str = "log lines dropped: stderr was not writable";
+
 /// drainit with `args` and stderr on `writer`, a pipe of the test's own (bash opens it through
 /// /proc), in front of print-signals, which exits 5 on SIGTERM; started and ready.
 fn logging_into(writer: std::io::PipeWriter, args: &[&str]) -> Drainit {
@@ -151,7 +154,7 @@ fn a_stalled_stderr_reader_does_not_stop_forwarding() {
     // Whole lines only: a line that did not fit was dropped, not cut.
     assert!(log.lines().all(|l| l.starts_with("drainit: ")), "{log}");
     assert!(
-        log.contains("log lines dropped: stderr was not writable"),
+        log.contains(NOTE),
         "{}",
         &log[log.len().saturating_sub(2000)..]
     );
@@ -193,28 +196,51 @@ fn a_stderr_pipe_with_less_room_than_a_line_does_not_park_drainit() {
     // Checks fail every 100 ms, each with a 13 KB line: the pipe has long been full.
     d.send(libc::SIGUSR2);
     d.wait_stdout("SIGUSR2");
-    // The log collector wakes up and keeps reading; lines get through again, after the note.
+    // The log collector wakes up and keeps reading; lines get through again (a check fails
+    // every 100 ms), after the note. Only once the note is seen does drainit get SIGTERM.
+    let (seen, note) = std::sync::mpsc::channel();
     let collector = std::thread::spawn(move || {
         let mut log = Vec::new();
-        reader.read_to_end(&mut log).unwrap();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut told = false;
+        while let Ok(n @ 1..) = reader.read(&mut chunk) {
+            log.extend_from_slice(chunk.get(..n).unwrap());
+            if !told && String::from_utf8_lossy(&log).contains(NOTE) {
+                told = seen.send(()).is_ok();
+            }
+        }
         log
     });
+    let got_note = note.recv_timeout(Duration::from_secs(10)).is_ok();
     d.send(libc::SIGTERM);
     d.wait_stdout("SIGTERM");
     assert_eq!(d.wait_exit(), 5);
     let log = collector.join().unwrap();
     let log = String::from_utf8_lossy(&log);
     assert!(filled >= 16 * 4096, "the pipe took only {filled} bytes");
-    assert!(
-        log.contains("log lines dropped: stderr was not writable"),
-        "{}",
-        &log[log.len().saturating_sub(2000)..]
-    );
-    assert!(
-        log.contains("exiting with status 5"),
-        "{}",
-        &log[log.len().saturating_sub(2000)..]
-    );
+    assert!(got_note, "{}", &log[log.len().saturating_sub(2000)..]);
+    // Whole lines only: the 13 KB lines were cut to PIPE_BUF, so none was half written and
+    // glued to the next.
+    let cut = log.lines().filter(|l| l.ends_with(" [cut]")).count();
+    assert!(cut >= 1, "no line was cut to size");
+    for line in log.lines().filter(|l| !l.starts_with('x')) {
+        assert!(
+            line.starts_with("drainit: ") && line.len() < 4096,
+            "{line:.200}"
+        );
+    }
+}
+
+#[test]
+fn drainit_never_writes_its_log_into_a_pipe_that_fd_2_only_reads() {
+    // `2<&0` with a pipe on stdin: fd 2 is the pipe's read end. drainit's log writes must fail
+    // there (EBADF, as a plain write does), not reach the app's stdin through a reopened pipe.
+    let d = drainit(["-vv"])
+        .shell("exec 0< <(exec sleep 30) 2<&0")
+        .args(["sh", "-c", "timeout 1 cat; echo read-done"])
+        .start();
+    d.wait_stdout("read-done");
+    assert!(!d.stdout().contains("drainit"), "{}", d.stdout());
 }
 
 #[test]

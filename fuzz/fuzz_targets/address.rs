@@ -32,7 +32,8 @@ use parse::{CheckTarget, Host};
 /// Would `host_port(t)` call the resolver? Only when `t` is no socket address literal, has a
 /// port of digits after its last ':', and a non-empty host without brackets, '/' or spaces that
 /// is no IP literal (std parses IP literals itself, without getaddrinfo). `host_port` refuses
-/// more than that before it resolves (see `is_host_name`); skipping a few more inputs is safe.
+/// more than that before it resolves (names that end in a number); skipping a few more inputs
+/// is safe.
 fn reaches_lookup(t: &str) -> bool {
     if t.parse::<SocketAddr>().is_ok() {
         return false;
