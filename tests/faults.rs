@@ -167,7 +167,8 @@ fn a_stderr_pipe_with_less_room_than_a_line_does_not_park_drainit() {
     // until all of it is in. So "poll, then write" can still park PID 1: here a line longer
     // than the room left, and in real life the app filling the shared pipe between drainit's
     // poll and its write. Made deterministic: the pipe is full but for two pages and each check
-    // logs a debug line of more than three. drainit must keep forwarding, then log the drop.
+    // logs a debug line of more than three. drainit must keep forwarding, cut its lines to
+    // PIPE_BUF, and log the drop once the pipe is read again.
     use std::io::{Read, Write};
     use std::os::fd::AsFd;
     let (mut reader, mut writer) = std::io::pipe().unwrap();
@@ -192,8 +193,23 @@ fn a_stderr_pipe_with_less_room_than_a_line_does_not_park_drainit() {
         "--ready-check",
         &target,
     ];
+    let probe = writer.try_clone().unwrap();
     let mut d = logging_into(writer, &args);
-    // Checks fail every 100 ms, each with a 13 KB line: the pipe has long been full.
+    // Checks fail every 100 ms, each with a 13 KB line, and soon fill the two pages (the old
+    // code parked on the first of them). Then the "forwarding SIGUSR2" line meets a full pipe:
+    // the child must still get its signal, and that line is dropped for sure.
+    wait_until(
+        "drainit's lines to fill the pipe",
+        Duration::from_secs(10),
+        || {
+            let mut fds = [nix::poll::PollFd::new(
+                probe.as_fd(),
+                nix::poll::PollFlags::POLLOUT,
+            )];
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO) == Ok(0)
+        },
+    );
+    drop(probe);
     d.send(libc::SIGUSR2);
     d.wait_stdout("SIGUSR2");
     // The log collector wakes up and keeps reading; lines get through again (a check fails
