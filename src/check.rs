@@ -29,8 +29,9 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{SockaddrStorage, connect, getsockopt, sockopt};
 
-use crate::logging::{Throttle, human};
+use crate::logging::Throttle;
 use crate::lookup::Lookup;
+use crate::parse::human;
 use crate::parse::{CheckTarget, Endpoint, Host};
 use crate::ready::tcp_socket;
 

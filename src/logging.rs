@@ -211,28 +211,6 @@ pub fn valid_filter(filter: &str) -> bool {
             })
 }
 
-/// `4s`, `1.5s`, `500ms`, `2m30s`: durations as a user typed them.
-pub fn human(d: Duration) -> String {
-    let ms = d.as_millis();
-    match ms {
-        0 => "0s".to_string(),
-        1..=999 => format!("{ms}ms"),
-        _ if ms < 60_000 || !ms.is_multiple_of(1000) => {
-            // Rounded to the millisecond, in integers (no float formatting in the binary).
-            let ms = (d.as_micros() + 500) / 1000;
-            let frac = format!("{:03}", ms % 1000);
-            match frac.trim_end_matches('0') {
-                "" => format!("{}s", ms / 1000),
-                f => format!("{}.{f}s", ms / 1000),
-            }
-        }
-        _ => match (ms / 60_000, ms % 60_000 / 1000) {
-            (m, 0) => format!("{m}m"),
-            (m, s) => format!("{m}m{s}s"),
-        },
-    }
-}
-
 /// Rate limit for repeated failures: one line per window, then a count.
 #[derive(Debug)]
 pub struct Throttle {
@@ -307,22 +285,6 @@ mod tests {
         for bad in ["", "drainit=loud", "a b", "=info", "x=/y"] {
             assert!(!valid_filter(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn durations_print_as_typed() {
-        assert_eq!(human(Duration::from_millis(0)), "0s");
-        assert_eq!(human(Duration::from_millis(500)), "500ms");
-        assert_eq!(human(Duration::from_millis(4000)), "4s");
-        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(human(Duration::from_secs(150)), "2m30s");
-        assert_eq!(human(Duration::from_secs(120)), "2m");
-        assert_eq!(human(Duration::from_millis(1001)), "1.001s");
-        assert_eq!(human(Duration::from_millis(61_500)), "61.5s");
-        assert_eq!(
-            human(Duration::from_millis(31_536_000_001)),
-            "31536000.001s"
-        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Pure parsers for every value the CLI and the `DRAINIT_*` env vars take: durations, signals,
-//! `FROM:TO` pairs, the readiness address and the readiness-check target. Each returns a short
-//! reason on error; clap (see `cli.rs`) prefixes it with the option and the value, so the first
-//! line of a usage error names both. Nothing here touches the process, except `ready_addr`, which
-//! resolves a host name once, at start, as the contract asks (check targets keep their names).
+//! `FROM:TO` pairs, the readiness address and the readiness-check target (and `human`, which
+//! prints a duration back the way it parses). Each returns a short reason on error; clap (see
+//! `cli.rs`) prefixes it with the option and the value, so the first line of a usage error
+//! names both. Nothing here touches the process, except `ready_addr`, which resolves a host
+//! name once, at start, as the contract asks (check targets keep their names).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
@@ -159,6 +160,29 @@ fn decimal_times(num: &str, scale: u128) -> Option<Option<u128>> {
     let den = 10u128.pow(u32::try_from(frac.len()).unwrap_or(0));
     let scaled = (digits(int) * den + digits(frac)).checked_mul(scale)?;
     Some(scaled.is_multiple_of(den).then_some(scaled / den))
+}
+
+/// `4s`, `1.5s`, `500ms`, `2m30s`: a duration as a user would type it, for log lines; `duration`
+/// parses it back to the same value (the `duration` fuzz target holds the two to that).
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0s".to_string(),
+        1..=999 => format!("{ms}ms"),
+        _ if ms < 60_000 || !ms.is_multiple_of(1000) => {
+            // Rounded to the millisecond, in integers (no float formatting in the binary).
+            let ms = (d.as_micros() + 500) / 1000;
+            let frac = format!("{:03}", ms % 1000);
+            match frac.trim_end_matches('0') {
+                "" => format!("{}s", ms / 1000),
+                f => format!("{}.{f}s", ms / 1000),
+            }
+        }
+        _ => match (ms / 60_000, ms % 60_000 / 1000) {
+            (m, 0) => format!("{m}m"),
+            (m, s) => format!("{m}m{s}s"),
+        },
+    }
 }
 
 /// `TERM`, `SIGTERM`, `term`, `15`, `RTMIN`, `RTMIN+3`, `RTMAX-2`.
@@ -490,6 +514,22 @@ mod tests {
         assert_eq!(duration("1000us"), Ok(ms(1)));
         assert_eq!(duration("0.1000000000000s"), Ok(ms(100)));
         assert_eq!(duration("31536000"), Ok(ms(31_536_000_000)));
+    }
+
+    #[test]
+    fn durations_print_as_typed() {
+        assert_eq!(human(Duration::from_millis(0)), "0s");
+        assert_eq!(human(Duration::from_millis(500)), "500ms");
+        assert_eq!(human(Duration::from_millis(4000)), "4s");
+        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(human(Duration::from_secs(150)), "2m30s");
+        assert_eq!(human(Duration::from_secs(120)), "2m");
+        assert_eq!(human(Duration::from_millis(1001)), "1.001s");
+        assert_eq!(human(Duration::from_millis(61_500)), "61.5s");
+        assert_eq!(
+            human(Duration::from_millis(31_536_000_001)),
+            "31536000.001s"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Fuzzes `parse::duration` (`-d`, `-g` and their env vars) and the printer that logs durations
-//! back, `logging::human`. Properties: never panics; an accepted duration is at most a year (the
+//! back, `parse::human`. Properties: never panics; an accepted duration is at most a year (the
 //! bound that keeps `Instant` arithmetic safe) and a whole number of milliseconds (drainit's
 //! timer resolution: finer ones are refused); an exponent or a sign is never accepted; what
 //! `human` prints parses back to exactly the same duration, in the user's own notation.
@@ -15,9 +15,6 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 
-#[allow(dead_code)]
-#[path = "../../src/logging.rs"]
-mod logging;
 #[allow(dead_code)]
 #[path = "../../src/parse.rs"]
 mod parse;
@@ -35,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         !s.contains(['e', 'E', '+', '-']),
         "{s:?} -> {d:?}: an exponent or a sign was accepted"
     );
-    let shown = logging::human(d);
+    let shown = parse::human(d);
     let back = parse::duration(&shown).unwrap_or_else(|e| {
         panic!("{s:?} -> {d:?} prints as {shown:?}, which does not parse: {e}")
     });
