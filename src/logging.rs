@@ -21,7 +21,7 @@ pub fn init(filter: &str) {
                 record.args()
             )
         })
-        .target(env_logger::Target::Pipe(Box::new(Stderr)))
+        .target(env_logger::Target::Pipe(Box::new(Stderr::default())))
         .try_init();
 }
 
@@ -38,17 +38,21 @@ pub fn init(filter: &str) {
 /// a pipe writable while one page is free, so a longer line blocked outright. See `Route`.
 ///
 /// Every line is at most `MAX_LINE` bytes (`capped`), so a write to a pipe is atomic: all of it
-/// or EAGAIN, never a fragment that the next line would be glued to. A line that would block is
-/// dropped and counted, and the count is logged with the next line that gets through.
-struct Stderr;
+/// or EAGAIN. A line that would block is dropped and counted, and the count is logged with the
+/// next line that gets through. A stream socket takes part of a line; if the rest would block,
+/// the next write first ends that fragment with a newline, so no two records run together.
+#[derive(Default)]
+struct Stderr {
+    /// Lines dropped because stderr was not writable, not reported yet.
+    dropped: u64,
+    /// Part of a line is out and its newline is not.
+    unfinished: bool,
+}
 
 /// PIPE_BUF (pipe(7)): a pipe write of at most this many bytes is atomic.
 const MAX_LINE: usize = 4096;
 /// How a line longer than `MAX_LINE` ends.
 const CUT: &[u8] = b" [cut]\n";
-
-/// Lines dropped because stderr was not writable, not reported yet.
-static DROPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// How drainit writes to fd 2, chosen once by `Route::choose`.
 static ROUTE: std::sync::OnceLock<Route> = std::sync::OnceLock::new();
@@ -150,30 +154,62 @@ fn put(buf: &[u8]) -> std::io::Result<Option<usize>> {
     }
 }
 
-impl Write for Stderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        use std::sync::atomic::Ordering;
-        let dropped = DROPPED.load(Ordering::Relaxed);
-        if dropped > 0 {
-            let note =
-                format!("drainit: warn: {dropped} log lines dropped: stderr was not writable\n");
-            if let Ok(None) = put(note.as_bytes()) {
-                DROPPED.fetch_add(1, Ordering::Relaxed);
+impl Stderr {
+    /// One line from env_logger (it writes each record with one `write_all`), written with
+    /// `put` (what the descriptor takes now, `None` when it would block). Always claims the
+    /// whole line written: what did not fit is dropped, never retried.
+    fn emit(
+        &mut self,
+        buf: &[u8],
+        put: &mut impl FnMut(&[u8]) -> std::io::Result<Option<usize>>,
+    ) -> std::io::Result<usize> {
+        if self.unfinished && !self.all(b"\n", put)? {
+            self.dropped += 1;
+            return Ok(buf.len());
+        }
+        if self.dropped > 0 {
+            let note = format!(
+                "drainit: warn: {} log lines dropped: stderr was not writable\n",
+                self.dropped
+            );
+            if !self.all(note.as_bytes(), put)? {
+                self.dropped += 1;
                 return Ok(buf.len());
             }
-            DROPPED.fetch_sub(dropped, Ordering::Relaxed);
+            self.dropped = 0;
         }
-        let line = capped(buf);
-        match put(&line)? {
-            // Part of a whole line (a tty): env_logger's write_all goes on with the rest.
-            Some(n) if line.len() == buf.len() => Ok(n),
-            Some(_) => Ok(buf.len()),
-            None => {
-                DROPPED.fetch_add(1, Ordering::Relaxed);
-                // Claim it written: the line is dropped, not retried.
-                Ok(buf.len())
+        if !self.all(&capped(buf), put)? {
+            self.dropped += 1;
+        }
+        Ok(buf.len())
+    }
+
+    /// Write all of `line`, or say `false` when the rest would block (then part of it may be
+    /// out, and the next write must end it first).
+    fn all(
+        &mut self,
+        line: &[u8],
+        put: &mut impl FnMut(&[u8]) -> std::io::Result<Option<usize>>,
+    ) -> std::io::Result<bool> {
+        let mut done = 0;
+        while let Some(rest) = line.get(done..).filter(|r| !r.is_empty()) {
+            match put(rest)? {
+                Some(n) if n > 0 => done += n,
+                _ => {
+                    // Nothing out: a fragment from before is still unfinished, or there is none.
+                    self.unfinished |= done > 0;
+                    return Ok(false);
+                }
             }
         }
+        self.unfinished = false;
+        Ok(true)
+    }
+}
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.emit(buf, &mut put)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -247,6 +283,68 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A descriptor that takes at most `chunk` bytes a call, `room` bytes in all (then it would
+    /// block), into `out`.
+    fn fake<'a>(
+        out: &'a mut Vec<u8>,
+        room: &'a mut usize,
+        chunk: usize,
+    ) -> impl FnMut(&[u8]) -> std::io::Result<Option<usize>> + 'a {
+        move |b: &[u8]| {
+            let n = b.len().min(chunk).min(*room);
+            if n == 0 {
+                return Ok(None);
+            }
+            out.extend_from_slice(b.get(..n).unwrap());
+            *room -= n;
+            Ok(Some(n))
+        }
+    }
+
+    #[test]
+    fn a_line_cut_off_by_a_full_socket_is_ended_before_the_next_and_the_drop_is_counted() {
+        let mut e = Stderr::default();
+        let mut out = Vec::new();
+        let mut room = 10;
+        // 10 bytes fit of a 20-byte line; the rest would block.
+        e.emit(b"drainit: info: 12345\n", &mut fake(&mut out, &mut room, 4))
+            .unwrap();
+        assert!(e.unfinished);
+        assert_eq!(e.dropped, 1);
+        // Nothing fits: one more dropped, nothing written, the fragment still open.
+        e.emit(b"drainit: info: two\n", &mut fake(&mut out, &mut room, 4))
+            .unwrap();
+        assert_eq!(e.dropped, 2);
+        assert!(e.unfinished);
+        // Room again: the fragment is ended, then the note, then the line.
+        let mut room = 1000;
+        e.emit(b"drainit: info: three\n", &mut fake(&mut out, &mut room, 7))
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "drainit: i\ndrainit: warn: 2 log lines dropped: stderr was not writable\n\
+             drainit: info: three\n"
+        );
+        assert!(!e.unfinished);
+        assert_eq!(e.dropped, 0);
+    }
+
+    #[test]
+    fn whole_lines_go_out_whole_and_a_full_descriptor_only_counts() {
+        let mut e = Stderr::default();
+        let mut out = Vec::new();
+        let mut room = 0;
+        for _ in 0..3 {
+            let n = e
+                .emit(b"drainit: info: x\n", &mut fake(&mut out, &mut room, 4096))
+                .unwrap();
+            assert_eq!(n, 17, "the line is always claimed written");
+        }
+        assert!(out.is_empty() && !e.unfinished);
+        assert_eq!(e.dropped, 3);
+    }
 
     #[test]
     fn lines_over_pipe_buf_are_cut_at_a_character_boundary_and_still_end_in_a_newline() {

@@ -290,7 +290,13 @@ fn ready_with_ipv6_first(d: &Drainit, dir: &TempDir, what: &str) {
         DEADLINE,
         || status(port, "/readyz") == 200,
     );
-    let first = std::fs::read_to_string(dir.path("first")).unwrap();
+    // The child's `getent` may not have written its line yet (the shell creates the file
+    // first): /readyz can pass before it does.
+    let mut first = String::new();
+    wait_until("the child's getent to write its line", DEADLINE, || {
+        first = std::fs::read_to_string(dir.path("first")).unwrap_or_default();
+        first.ends_with('\n')
+    });
     assert!(
         first.starts_with("::1"),
         "the premise, ::1 first: {first:?}"
