@@ -31,8 +31,7 @@ use nix::sys::socket::{SockaddrStorage, connect, getsockopt, sockopt};
 
 use crate::logging::Throttle;
 use crate::lookup::Lookup;
-use crate::parse::human;
-use crate::parse::{CheckTarget, Endpoint, Host};
+use crate::parse::{CheckTarget, Endpoint, Host, human};
 use crate::ready::tcp_socket;
 
 /// From the start of one check to the start of the next, until one has passed: the app is
